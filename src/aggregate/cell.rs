@@ -1,0 +1,427 @@
+//! Per-thread cells: where the hot path writes.
+//!
+//! Each thread that records a series gets its own [`Cell`] for it, so no cache line is written by
+//! two application threads. The owning thread updates the cell with uncontended atomic
+//! read-modify-write operations; the flusher takes each value with an atomic `swap`, so every
+//! update lands in exactly one interval and nothing is counted twice or lost. No lock is taken.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::series::SeriesEntry;
+use super::set::{AtomicSet, SetState};
+use super::sketch::{AtomicSketch, Sketch};
+use crate::batch::MetricKind;
+
+/// Orders gauge writes across threads, so "last" means last.
+static GAUGE_SEQUENCE: AtomicU64 = AtomicU64::new(1);
+
+/// One thread's state for one series.
+#[derive(Debug)]
+pub(crate) struct Cell {
+    pub(crate) entry: Arc<SeriesEntry>,
+    pub(crate) value: CellValue,
+}
+
+/// The value a cell accumulates, by metric kind.
+#[derive(Debug)]
+pub(crate) enum CellValue {
+    Counter(CounterCell),
+    Gauge(GaugeCell),
+    Distribution(Box<DistributionCell>),
+    Set(Box<AtomicSet>),
+}
+
+impl Cell {
+    pub(crate) fn new(entry: Arc<SeriesEntry>) -> Self {
+        let value = match entry.metric.kind() {
+            MetricKind::Counter => CellValue::Counter(CounterCell::default()),
+            MetricKind::Gauge => CellValue::Gauge(GaugeCell::default()),
+            MetricKind::Distribution => CellValue::Distribution(Box::default()),
+            MetricKind::Set => CellValue::Set(Box::new(AtomicSet::new())),
+        };
+        Cell { entry, value }
+    }
+
+    /// Records a numeric observation. Sets take members through [`Cell::insert_member`].
+    #[inline]
+    pub(crate) fn record(&self, number: Number) {
+        match &self.value {
+            CellValue::Counter(c) => match number {
+                Number::Int(v) => c.add_integer(v),
+                Number::Float(v) => c.add_float(v),
+            },
+            CellValue::Gauge(g) => g.set(number.as_f64()),
+            CellValue::Distribution(d) => d.record(number.as_f64()),
+            CellValue::Set(_) => {}
+        }
+    }
+
+    /// Adds a set member (the hash of its text).
+    #[inline]
+    pub(crate) fn insert_member(&self, member: u64) {
+        if let CellValue::Set(s) = &self.value {
+            s.insert(member);
+        }
+    }
+
+    /// Moves the cell's values into `into`; returns whether there were any.
+    pub(crate) fn drain_into(&self, into: &mut Accumulator) -> bool {
+        match (&self.value, into) {
+            (CellValue::Counter(c), Accumulator::Counter(acc)) => c.drain_into(acc),
+            (CellValue::Gauge(g), Accumulator::Gauge(acc)) => g.drain_into(acc),
+            (CellValue::Distribution(d), Accumulator::Distribution(acc)) => d.drain_into(acc),
+            (CellValue::Set(s), Accumulator::Set(acc)) => s.drain_into(acc),
+            _ => false,
+        }
+    }
+}
+
+/// A validated numeric observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Number {
+    Int(i64),
+    Float(f64),
+}
+
+impl Number {
+    #[inline]
+    pub(crate) fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(v) => v as f64,
+            Number::Float(v) => v,
+        }
+    }
+}
+
+/// Maps an f64 to a u64 whose unsigned order is the float's order (for atomic min/max).
+#[inline]
+fn order_key(value: f64) -> u64 {
+    let bits = value.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+#[inline]
+fn from_order_key(key: u64) -> f64 {
+    if key >> 63 == 1 {
+        f64::from_bits(key & !(1 << 63))
+    } else {
+        f64::from_bits(!key)
+    }
+}
+
+const MIN_EMPTY: u64 = u64::MAX;
+const MAX_EMPTY: u64 = 0;
+
+#[inline]
+fn add_f64(target: &AtomicU64, value: f64) {
+    let mut current = target.load(Ordering::Relaxed);
+    loop {
+        let next = (f64::from_bits(current) + value).to_bits();
+        match target.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+fn take_f64(target: &AtomicU64) -> f64 {
+    f64::from_bits(target.swap(0f64.to_bits(), Ordering::Relaxed))
+}
+
+// === Counter ===
+
+#[derive(Debug, Default)]
+pub(crate) struct CounterCell {
+    /// Sum of integer increments, as a wrapping i64.
+    integer: AtomicU64,
+    /// Sum of float increments, as f64 bits.
+    float: AtomicU64,
+    /// Set on every update, so an interval whose increments summed to zero still reports.
+    touched: AtomicBool,
+}
+
+impl CounterCell {
+    #[inline]
+    fn add_integer(&self, value: i64) {
+        self.integer.fetch_add(value as u64, Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn add_float(&self, value: f64) {
+        add_f64(&self.float, value);
+        self.touched.store(true, Ordering::Relaxed);
+    }
+
+    fn drain_into(&self, acc: &mut CounterAcc) -> bool {
+        let touched = self.touched.swap(false, Ordering::Relaxed);
+        let integer = self.integer.swap(0, Ordering::Relaxed) as i64;
+        let float = take_f64(&self.float);
+        acc.integer += i128::from(integer);
+        acc.float += float;
+        touched || integer != 0 || float != 0.0
+    }
+}
+
+// === Gauge ===
+
+#[derive(Debug)]
+pub(crate) struct GaugeCell {
+    last: AtomicU64,
+    sequence: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for GaugeCell {
+    fn default() -> Self {
+        GaugeCell {
+            last: AtomicU64::new(0),
+            sequence: AtomicU64::new(0),
+            min: AtomicU64::new(MIN_EMPTY),
+            max: AtomicU64::new(MAX_EMPTY),
+            sum: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl GaugeCell {
+    #[inline]
+    fn set(&self, value: f64) {
+        let sequence = GAUGE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        self.last.store(value.to_bits(), Ordering::Relaxed);
+        self.sequence.store(sequence, Ordering::Relaxed);
+        let key = order_key(value);
+        self.min.fetch_min(key, Ordering::Relaxed);
+        self.max.fetch_max(key, Ordering::Relaxed);
+        add_f64(&self.sum, value);
+        // Release: a drain that sees this count also sees the writes above.
+        self.count.fetch_add(1, Ordering::Release);
+    }
+
+    fn drain_into(&self, acc: &mut GaugeAcc) -> bool {
+        let count = self.count.swap(0, Ordering::Acquire);
+        if count == 0 {
+            return false;
+        }
+        let last = f64::from_bits(self.last.load(Ordering::Relaxed));
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        let min = self.min.swap(MIN_EMPTY, Ordering::Relaxed);
+        let max = self.max.swap(MAX_EMPTY, Ordering::Relaxed);
+        let sum = take_f64(&self.sum);
+        if sequence >= acc.sequence {
+            acc.last = last;
+            acc.sequence = sequence;
+        }
+        if min != MIN_EMPTY {
+            acc.min = acc.min.min(from_order_key(min));
+        }
+        if max != MAX_EMPTY {
+            acc.max = acc.max.max(from_order_key(max));
+        }
+        acc.sum += sum;
+        acc.count += count;
+        true
+    }
+}
+
+// === Distribution ===
+
+#[derive(Debug)]
+pub(crate) struct DistributionCell {
+    zero: AtomicU64,
+    /// Values whose range did not fit the sketch's directory: counted, summed, not bucketed.
+    unbucketed: AtomicU64,
+    sum: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+    sketch: AtomicSketch,
+}
+
+impl Default for DistributionCell {
+    fn default() -> Self {
+        DistributionCell {
+            zero: AtomicU64::new(0),
+            unbucketed: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            min: AtomicU64::new(MIN_EMPTY),
+            max: AtomicU64::new(MAX_EMPTY),
+            sketch: AtomicSketch::new(),
+        }
+    }
+}
+
+impl DistributionCell {
+    #[inline]
+    fn record(&self, value: f64) {
+        if value == 0.0 {
+            self.zero.fetch_add(1, Ordering::Relaxed);
+        } else if !self.sketch.record(value) {
+            self.unbucketed.fetch_add(1, Ordering::Relaxed);
+        }
+        add_f64(&self.sum, value);
+        let key = order_key(value);
+        self.min.fetch_min(key, Ordering::Relaxed);
+        self.max.fetch_max(key, Ordering::Relaxed);
+    }
+
+    fn drain_into(&self, acc: &mut DistributionAcc) -> bool {
+        let zero = self.zero.swap(0, Ordering::Relaxed);
+        let unbucketed = self.unbucketed.swap(0, Ordering::Relaxed);
+        acc.sketch.add_zero(zero);
+        let count = zero + unbucketed + self.sketch.drain_into(&mut acc.sketch);
+        if count == 0 {
+            return false;
+        }
+        let min = self.min.swap(MIN_EMPTY, Ordering::Relaxed);
+        let max = self.max.swap(MAX_EMPTY, Ordering::Relaxed);
+        acc.count += count;
+        acc.unbucketed += unbucketed;
+        acc.sum += take_f64(&self.sum);
+        if min != MIN_EMPTY {
+            acc.min = acc.min.min(from_order_key(min));
+        }
+        if max != MAX_EMPTY {
+            acc.max = acc.max.max(from_order_key(max));
+        }
+        true
+    }
+}
+
+// === Accumulators (flusher side) ===
+
+/// The flusher's merged value of one series over one interval.
+#[derive(Debug, Clone)]
+pub(crate) enum Accumulator {
+    Counter(CounterAcc),
+    Gauge(GaugeAcc),
+    Distribution(DistributionAcc),
+    Set(SetState),
+}
+
+impl Accumulator {
+    pub(crate) fn new(kind: MetricKind) -> Self {
+        match kind {
+            MetricKind::Counter => Accumulator::Counter(CounterAcc::default()),
+            MetricKind::Gauge => Accumulator::Gauge(GaugeAcc::default()),
+            MetricKind::Distribution => Accumulator::Distribution(DistributionAcc::default()),
+            MetricKind::Set => Accumulator::Set(SetState::default()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CounterAcc {
+    pub(crate) integer: i128,
+    pub(crate) float: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GaugeAcc {
+    pub(crate) last: f64,
+    pub(crate) sequence: u64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    pub(crate) sum: f64,
+    pub(crate) count: u64,
+}
+
+impl Default for GaugeAcc {
+    fn default() -> Self {
+        GaugeAcc {
+            last: 0.0,
+            sequence: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct DistributionAcc {
+    pub(crate) count: u64,
+    pub(crate) unbucketed: u64,
+    pub(crate) sum: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    pub(crate) sketch: Sketch,
+}
+
+impl Default for DistributionAcc {
+    fn default() -> Self {
+        DistributionAcc {
+            count: 0,
+            unbucketed: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sketch: Sketch::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_keys_sort_like_floats() {
+        let values = [f64::MIN, -1.5, -0.0, 0.0, 1e-300, 2.0, f64::MAX];
+        for pair in values.windows(2) {
+            assert!(order_key(pair[0]) <= order_key(pair[1]), "{pair:?}");
+            assert_eq!(
+                from_order_key(order_key(pair[0])).to_bits(),
+                pair[0].to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn gauge_keeps_last_min_max_sum_count() {
+        let g = GaugeCell::default();
+        for v in [3.0, -1.0, 7.5, 2.0] {
+            g.set(v);
+        }
+        let mut acc = GaugeAcc::default();
+        assert!(g.drain_into(&mut acc));
+        assert_eq!(
+            (acc.last, acc.min, acc.max, acc.sum, acc.count),
+            (2.0, -1.0, 7.5, 11.5, 4)
+        );
+        assert!(!g.drain_into(&mut acc));
+    }
+
+    #[test]
+    fn counter_reports_touched_zero_sums() {
+        let c = CounterCell::default();
+        c.add_integer(5);
+        c.add_integer(-5);
+        let mut acc = CounterAcc::default();
+        assert!(c.drain_into(&mut acc));
+        assert_eq!(acc.integer, 0);
+        assert!(!c.drain_into(&mut acc));
+    }
+
+    #[test]
+    fn distribution_counts_zeros_and_extremes() {
+        let d = DistributionCell::default();
+        for v in [0.0, 0.0, -3.0, 10.0, 1e-310] {
+            d.record(v);
+        }
+        let mut acc = DistributionAcc::default();
+        assert!(d.drain_into(&mut acc));
+        assert_eq!(acc.count, 5);
+        assert_eq!(acc.sketch.count(), 5);
+        assert_eq!((acc.min, acc.max, acc.sum), (-3.0, 10.0, 7.0 + 1e-310));
+    }
+}

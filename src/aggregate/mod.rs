@@ -1,0 +1,14 @@
+//! Aggregation: where values are kept between the hot path and the flusher.
+//!
+//! * [`hash`]: order-independent series hashing, no allocation.
+//! * [`series`]: metric descriptions and series entries (the identity of what is aggregated).
+//! * [`registry`]: the shared table of live series, with the cardinality limits.
+//! * [`cell`]: per-thread cells, written by one thread with uncontended atomics, drained by swap.
+//! * [`sketch`] and [`set`]: the bounded structures behind distributions and sets.
+
+pub(crate) mod cell;
+pub(crate) mod hash;
+pub(crate) mod registry;
+pub(crate) mod series;
+pub(crate) mod set;
+pub(crate) mod sketch;

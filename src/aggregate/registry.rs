@@ -1,0 +1,263 @@
+//! The series registry: one entry per live series, shared by all threads.
+//!
+//! Threads consult it only the first time they see a series (the slow path); after that they keep
+//! a pointer to their own cell. It enforces the cardinality limits: a series beyond its metric's
+//! limit, or beyond the global limit, is not admitted and its values go to the metric's overflow
+//! series (tagged `overflow:true`). The flusher evicts series that stayed idle, which frees their
+//! place under the limits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::hash::{hash_str, series_hash, tag_hash, BuildPassThrough};
+use super::series::{MetricDesc, SeriesEntry};
+use crate::batch::{MetricKind, Tag};
+
+const SHARDS: usize = 64;
+
+/// The tag that marks overflow series.
+pub(crate) const OVERFLOW_TAG: (&str, &str) = ("overflow", "true");
+
+/// Series limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) per_metric: usize,
+    pub(crate) total: usize,
+}
+
+/// How a series was resolved.
+#[derive(Debug)]
+pub(crate) enum Resolution {
+    /// Admitted (now or earlier).
+    Admitted(Arc<SeriesEntry>),
+    /// Over a limit: the metric's overflow series.
+    Overflow(Arc<SeriesEntry>),
+}
+
+type Shard = HashMap<u64, Arc<SeriesEntry>, BuildPassThrough>;
+
+/// What identifies a metric: name, kind, monotonicity, unit.
+type MetricKey = (String, MetricKind, bool, Option<String>);
+
+/// Registry of live series and interned metrics.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    shards: Box<[Mutex<Shard>]>,
+    metrics: Mutex<HashMap<MetricKey, Arc<MetricDesc>>>,
+    live: AtomicUsize,
+    limits: Limits,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held; recover the data if something ever did.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Registry {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Registry {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            metrics: Mutex::new(HashMap::new()),
+            live: AtomicUsize::new(0),
+            limits,
+        }
+    }
+
+    /// The metric with this name, kind and unit (one per pipeline).
+    pub(crate) fn metric(
+        &self,
+        name: &str,
+        kind: MetricKind,
+        monotonic: bool,
+        unit: Option<&str>,
+    ) -> Arc<MetricDesc> {
+        let key = (name.to_owned(), kind, monotonic, unit.map(str::to_owned));
+        lock(&self.metrics)
+            .entry(key)
+            .or_insert_with(|| Arc::new(MetricDesc::new(name, kind, monotonic, unit)))
+            .clone()
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[(hash as usize) % SHARDS])
+    }
+
+    /// Finds or admits the series `hash` of `metric`. `tags` builds its tags, called only for a
+    /// new series and outside any lock.
+    pub(crate) fn resolve(
+        &self,
+        hash: u64,
+        metric: &Arc<MetricDesc>,
+        epoch: u64,
+        tags: impl FnOnce() -> Vec<Tag>,
+    ) -> Resolution {
+        if let Some(entry) = self.shard(hash).get(&hash) {
+            return Resolution::Admitted(entry.clone());
+        }
+        if !self.reserve(metric) {
+            return Resolution::Overflow(self.overflow(metric, epoch));
+        }
+        let entry = Arc::new(SeriesEntry::new(hash, metric.clone(), tags(), false, epoch));
+        let mut shard = self.shard(hash);
+        if let Some(existing) = shard.get(&hash) {
+            // Another thread admitted it meanwhile.
+            let existing = existing.clone();
+            drop(shard);
+            self.release(metric);
+            return Resolution::Admitted(existing);
+        }
+        shard.insert(hash, entry.clone());
+        Resolution::Admitted(entry)
+    }
+
+    fn reserve(&self, metric: &MetricDesc) -> bool {
+        if metric.series.fetch_add(1, Ordering::Relaxed) >= self.limits.per_metric {
+            metric.series.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        if self.live.fetch_add(1, Ordering::Relaxed) >= self.limits.total {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            metric.series.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn release(&self, metric: &MetricDesc) {
+        metric.series.fetch_sub(1, Ordering::Relaxed);
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The overflow series of `metric`, created on first use. Overflow series do not count
+    /// against the limits.
+    pub(crate) fn overflow(&self, metric: &Arc<MetricDesc>, epoch: u64) -> Arc<SeriesEntry> {
+        let hash = overflow_hash(metric);
+        let mut shard = self.shard(hash);
+        if let Some(entry) = shard.get(&hash) {
+            return entry.clone();
+        }
+        let tags = vec![Tag::new(OVERFLOW_TAG.0, OVERFLOW_TAG.1)];
+        let entry = Arc::new(SeriesEntry::new(hash, metric.clone(), tags, true, epoch));
+        shard.insert(hash, entry.clone());
+        entry
+    }
+
+    /// Removes every series idle since before `oldest_active` and marks it retired. Returns how
+    /// many were evicted.
+    pub(crate) fn evict_idle(&self, oldest_active: u64) -> usize {
+        let mut evicted = 0;
+        for shard in self.shards.iter() {
+            lock(shard).retain(|_, entry| {
+                if entry.last_active.load(Ordering::Relaxed) >= oldest_active {
+                    return true;
+                }
+                entry.retired.store(true, Ordering::Relaxed);
+                if !entry.is_overflow {
+                    self.release(&entry.metric);
+                }
+                evicted += 1;
+                false
+            });
+        }
+        evicted
+    }
+
+    /// Number of admitted, live series (overflow series excluded).
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+/// The hash of a metric's overflow series.
+pub(crate) fn overflow_hash(metric: &MetricDesc) -> u64 {
+    series_hash(
+        metric.hash,
+        tag_hash(hash_str(OVERFLOW_TAG.0), hash_str(OVERFLOW_TAG.1)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(per_metric: usize, total: usize) -> Registry {
+        Registry::new(Limits { per_metric, total })
+    }
+
+    #[test]
+    fn admits_up_to_the_per_metric_limit_then_overflows() {
+        let r = registry(2, 100);
+        let m = r.metric("requests", MetricKind::Counter, true, None);
+        assert!(matches!(
+            r.resolve(1, &m, 0, Vec::new),
+            Resolution::Admitted(_)
+        ));
+        assert!(matches!(
+            r.resolve(2, &m, 0, Vec::new),
+            Resolution::Admitted(_)
+        ));
+        assert!(matches!(
+            r.resolve(1, &m, 0, Vec::new),
+            Resolution::Admitted(_)
+        ));
+        let Resolution::Overflow(entry) = r.resolve(3, &m, 0, Vec::new) else {
+            panic!()
+        };
+        assert!(entry.is_overflow);
+        assert_eq!(entry.tags[0].key(), "overflow");
+        assert_eq!(r.live(), 2);
+    }
+
+    #[test]
+    fn global_limit_applies_across_metrics() {
+        let r = registry(10, 3);
+        let a = r.metric("a", MetricKind::Counter, false, None);
+        let b = r.metric("b", MetricKind::Gauge, false, None);
+        for h in 0..2 {
+            assert!(matches!(
+                r.resolve(h, &a, 0, Vec::new),
+                Resolution::Admitted(_)
+            ));
+        }
+        assert!(matches!(
+            r.resolve(10, &b, 0, Vec::new),
+            Resolution::Admitted(_)
+        ));
+        assert!(matches!(
+            r.resolve(11, &b, 0, Vec::new),
+            Resolution::Overflow(_)
+        ));
+    }
+
+    #[test]
+    fn eviction_frees_room_and_retires_entries() {
+        let r = registry(1, 10);
+        let m = r.metric("m", MetricKind::Counter, false, None);
+        let Resolution::Admitted(old) = r.resolve(1, &m, 0, Vec::new) else {
+            panic!()
+        };
+        assert!(matches!(
+            r.resolve(2, &m, 0, Vec::new),
+            Resolution::Overflow(_)
+        ));
+        assert_eq!(r.evict_idle(1), 2); // the series and the overflow series
+        assert!(old.is_retired());
+        assert!(matches!(
+            r.resolve(2, &m, 1, Vec::new),
+            Resolution::Admitted(_)
+        ));
+    }
+
+    #[test]
+    fn interned_metrics_are_shared() {
+        let r = registry(1, 1);
+        let a = r.metric("x", MetricKind::Counter, false, Some("byte"));
+        let b = r.metric("x", MetricKind::Counter, false, Some("byte"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(
+            &a,
+            &r.metric("x", MetricKind::Gauge, false, Some("byte"))
+        ));
+    }
+}

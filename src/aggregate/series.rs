@@ -1,0 +1,92 @@
+//! Metric descriptions and series entries: the identity of what is aggregated.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::hash::{hash_str, mix};
+use crate::batch::{MetricKind, Tag};
+
+/// One metric: a name, a kind and a unit, shared by all of its series.
+#[derive(Debug)]
+pub(crate) struct MetricDesc {
+    name: Box<str>,
+    kind: MetricKind,
+    monotonic: bool,
+    unit: Option<Box<str>>,
+    /// Identity of the metric, the seed of its series hashes.
+    pub(crate) hash: u64,
+    /// Live (admitted, not evicted) series of this metric.
+    pub(crate) series: AtomicUsize,
+}
+
+impl MetricDesc {
+    pub(crate) fn new(name: &str, kind: MetricKind, monotonic: bool, unit: Option<&str>) -> Self {
+        let hash = mix(hash_str(name)
+            ^ mix(kind as u64 + 1)
+            ^ mix(u64::from(monotonic) + 7)
+            ^ unit.map_or(0, |u| mix(hash_str(u))));
+        MetricDesc {
+            name: name.into(),
+            kind,
+            monotonic,
+            unit: unit.map(Into::into),
+            hash,
+            series: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn kind(&self) -> MetricKind {
+        self.kind
+    }
+
+    pub(crate) fn is_monotonic(&self) -> bool {
+        self.monotonic
+    }
+
+    pub(crate) fn unit(&self) -> Option<&str> {
+        self.unit.as_deref()
+    }
+}
+
+/// One series: a metric and a set of tags, registered once per process.
+#[derive(Debug)]
+pub(crate) struct SeriesEntry {
+    pub(crate) hash: u64,
+    pub(crate) metric: Arc<MetricDesc>,
+    /// Sorted by key, keys unique.
+    pub(crate) tags: Box<[Tag]>,
+    pub(crate) is_overflow: bool,
+    /// Set when the flusher evicted the series: threads stop writing to it.
+    pub(crate) retired: AtomicBool,
+    /// Roll-up epoch in which the series last had data.
+    pub(crate) last_active: AtomicU64,
+}
+
+impl SeriesEntry {
+    pub(crate) fn new(
+        hash: u64,
+        metric: Arc<MetricDesc>,
+        mut tags: Vec<Tag>,
+        is_overflow: bool,
+        epoch: u64,
+    ) -> Self {
+        tags.sort_by(|a, b| a.key().cmp(b.key()));
+        SeriesEntry {
+            hash,
+            metric,
+            tags: tags.into_boxed_slice(),
+            is_overflow,
+            retired: AtomicBool::new(false),
+            last_active: AtomicU64::new(epoch),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,234 @@
+//! Configuration from environment variables.
+//!
+//! | variable | builder setting | format |
+//! |---|---|---|
+//! | `TALLY_JSONL` | `jsonl_path` / `jsonl_stdout` | a path, or `-` for standard output |
+//! | `TALLY_ROLLUP_INTERVAL` | `rollup_interval` | seconds (`10`, `0.5`) |
+//! | `TALLY_FLUSH_INTERVAL` | `flush_interval` | seconds |
+//! | `TALLY_SHUTDOWN_TIMEOUT` | `shutdown_timeout` | seconds |
+//! | `TALLY_MANUAL` | `manual` | boolean |
+//! | `TALLY_SERVICE`, else `DD_SERVICE` | `service` | text |
+//! | `TALLY_ENVIRONMENT`, else `SENTRY_ENVIRONMENT`, else `DD_ENV` | `environment` | text |
+//! | `TALLY_RELEASE`, else `SENTRY_RELEASE`, else `DD_VERSION` | `release` | text |
+//! | `TALLY_HOST` | `host` | text; empty leaves the host tag out |
+//! | `TALLY_TAGS`, `DD_TAGS` | `tag` | `key:value` pairs separated by commas or spaces |
+//! | `TALLY_SPAN_LEVEL` | `span_level` | `trace`, `debug`, `info`, `warn`, `error`, `off` |
+//! | `TALLY_SPAN_METRIC` | `span_metric` | metric name |
+//! | `TALLY_SPAN_TAGS` | `span_tags` | field names separated by commas |
+//! | `TALLY_BUSY_IDLE` | `busy_idle` | boolean |
+//! | `TALLY_CAPTURE_SPAN_FIELDS` | `capture_span_fields` | boolean |
+//! | `TALLY_ERROR_LEVEL` | `error_level` | level |
+//! | `TALLY_ERROR_RATE`, `TALLY_ERROR_BURST` | `error_rate_limit` | integers |
+//! | `TALLY_ERROR_QUEUE` | `error_queue` | integer |
+//! | `TALLY_BREADCRUMBS`, `TALLY_BREADCRUMB_LEVEL` | `breadcrumbs` | integer; level |
+//! | `TALLY_MAX_SERIES_PER_METRIC` | `max_series_per_metric` | integer |
+//! | `TALLY_MAX_SERIES` | `max_series` | integer |
+//! | `TALLY_IDLE_INTERVALS` | `idle_intervals` | integer |
+//! | `TALLY_SINK_QUEUE` | `sink_queue` | integer |
+//! | `TALLY_SELF_METRICS` | `self_metrics` | boolean |
+//! | `TALLY_SUMMARY` | `summary_on_drop` | `stdout`, `stderr` or `off` |
+//! | `TALLY_DEBUG` | `debug` | boolean |
+//!
+//! Booleans are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`.
+
+use std::time::Duration;
+
+use tracing_core::LevelFilter;
+
+use crate::builder::Builder;
+use crate::config::SummaryOutput;
+use crate::error::BuildError;
+
+/// Applies every variable that `get` finds to `builder`; parse errors are kept for `build`.
+pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) -> Builder {
+    let first = |names: &[&'static str]| names.iter().find_map(|n| get(n).map(|v| (*n, v)));
+    macro_rules! parsed {
+        ($name:expr, $parse:expr, |$b:ident, $v:ident| $set:expr) => {
+            if let Some(raw) = get($name) {
+                match $parse(raw.trim()) {
+                    Ok($v) => {
+                        let $b = builder;
+                        builder = $set;
+                    }
+                    Err(reason) => builder.env_errors.push(BuildError::InvalidEnv {
+                        variable: $name,
+                        reason,
+                    }),
+                }
+            }
+        };
+    }
+    if let Some(raw) = get("TALLY_JSONL") {
+        let raw = raw.trim();
+        builder = match raw {
+            "" => builder,
+            "-" => builder.jsonl_stdout(),
+            path => builder.jsonl_path(path),
+        };
+    }
+    parsed!("TALLY_ROLLUP_INTERVAL", seconds, |b, v| b
+        .rollup_interval(v));
+    parsed!("TALLY_FLUSH_INTERVAL", seconds, |b, v| b.flush_interval(v));
+    parsed!("TALLY_SHUTDOWN_TIMEOUT", seconds, |b, v| b
+        .shutdown_timeout(v));
+    parsed!("TALLY_MANUAL", boolean, |b, v| if v {
+        b.manual()
+    } else {
+        b
+    });
+    if let Some((_, v)) = first(&["TALLY_SERVICE", "DD_SERVICE"]).filter(|(_, v)| !v.is_empty()) {
+        builder = builder.service(v);
+    }
+    if let Some((_, v)) =
+        first(&["TALLY_ENVIRONMENT", "SENTRY_ENVIRONMENT", "DD_ENV"]).filter(|(_, v)| !v.is_empty())
+    {
+        builder = builder.environment(v);
+    }
+    if let Some((_, v)) =
+        first(&["TALLY_RELEASE", "SENTRY_RELEASE", "DD_VERSION"]).filter(|(_, v)| !v.is_empty())
+    {
+        builder = builder.release(v);
+    }
+    if let Some(host) = get("TALLY_HOST") {
+        let host = host.trim().to_owned();
+        builder = builder.host((!host.is_empty()).then_some(host));
+    }
+    for name in ["DD_TAGS", "TALLY_TAGS"] {
+        parsed!(name, tags, |b, v| v
+            .into_iter()
+            .fold(b, |b, (k, val)| b.tag(k, val)));
+    }
+    parsed!("TALLY_SPAN_LEVEL", level, |b, v| b.span_level(v));
+    if let Some(name) = get("TALLY_SPAN_METRIC").filter(|n| !n.trim().is_empty()) {
+        builder = builder.span_metric(name.trim());
+    }
+    if let Some(list) = get("TALLY_SPAN_TAGS") {
+        builder = builder.span_tags(list.split(',').map(str::trim).filter(|s| !s.is_empty()));
+    }
+    parsed!("TALLY_BUSY_IDLE", boolean, |b, v| b.busy_idle(v));
+    parsed!("TALLY_CAPTURE_SPAN_FIELDS", boolean, |b, v| b
+        .capture_span_fields(v));
+    parsed!("TALLY_ERROR_LEVEL", level, |b, v| b.error_level(v));
+    parsed!("TALLY_ERROR_RATE", integer::<u32>, |b, v| {
+        let burst = b.error_burst_setting();
+        b.error_rate_limit(v, burst)
+    });
+    parsed!("TALLY_ERROR_BURST", integer::<u32>, |b, v| {
+        let rate = b.error_rate_setting();
+        b.error_rate_limit(rate, v)
+    });
+    parsed!("TALLY_ERROR_QUEUE", integer::<usize>, |b, v| b
+        .error_queue(v));
+    parsed!("TALLY_BREADCRUMBS", integer::<usize>, |b, v| {
+        let level = b.breadcrumb_level_setting();
+        b.breadcrumbs(v, level)
+    });
+    parsed!("TALLY_BREADCRUMB_LEVEL", level, |b, v| {
+        let count = b.breadcrumbs_setting();
+        b.breadcrumbs(count, v)
+    });
+    parsed!("TALLY_MAX_SERIES_PER_METRIC", integer::<usize>, |b, v| b
+        .max_series_per_metric(v));
+    parsed!("TALLY_MAX_SERIES", integer::<usize>, |b, v| b.max_series(v));
+    parsed!("TALLY_IDLE_INTERVALS", integer::<u32>, |b, v| b
+        .idle_intervals(v));
+    parsed!("TALLY_SINK_QUEUE", integer::<usize>, |b, v| b.sink_queue(v));
+    parsed!("TALLY_SELF_METRICS", boolean, |b, v| b.self_metrics(v));
+    parsed!("TALLY_SUMMARY", summary, |b, v| b.summary_on_drop(v));
+    parsed!("TALLY_DEBUG", boolean, |b, v| b.debug(v));
+    builder
+}
+
+fn seconds(raw: &str) -> Result<Duration, String> {
+    let value: f64 = raw
+        .parse()
+        .map_err(|_| "expected a number of seconds, like 10 or 0.5".to_owned())?;
+    if !(0.0..=1e9).contains(&value) {
+        return Err("expected a non-negative number of seconds".to_owned());
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn boolean(raw: &str) -> Result<bool, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err("expected a boolean: 1/0, true/false, yes/no or on/off".to_owned()),
+    }
+}
+
+fn integer<T: std::str::FromStr>(raw: &str) -> Result<T, String> {
+    raw.parse()
+        .map_err(|_| "expected a non-negative integer".to_owned())
+}
+
+fn level(raw: &str) -> Result<LevelFilter, String> {
+    raw.parse()
+        .map_err(|_| "expected one of trace, debug, info, warn, error, off".to_owned())
+}
+
+fn summary(raw: &str) -> Result<Option<SummaryOutput>, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "stdout" => Ok(Some(SummaryOutput::Stdout)),
+        "stderr" | "1" | "true" | "on" => Ok(Some(SummaryOutput::Stderr)),
+        "off" | "0" | "false" | "" => Ok(None),
+        _ => Err("expected stdout, stderr or off".to_owned()),
+    }
+}
+
+fn tags(raw: &str) -> Result<Vec<(String, String)>, String> {
+    raw.split([',', ' '])
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once(':') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err("expected key:value pairs separated by commas".to_owned()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn build(vars: &[(&str, &str)]) -> Builder {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        apply(Builder::default(), move |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn parses_every_kind_of_value() {
+        let b = build(&[
+            ("TALLY_ROLLUP_INTERVAL", "0.5"),
+            ("TALLY_MANUAL", "yes"),
+            ("TALLY_TAGS", "team:core, tier:1"),
+            ("TALLY_SPAN_LEVEL", "debug"),
+            ("TALLY_SUMMARY", "stderr"),
+        ]);
+        assert!(b.env_errors.is_empty(), "{:?}", b.env_errors);
+        let text = format!("{b:?}");
+        assert!(text.contains("rollup_interval: 500ms"), "{text}");
+        assert!(text.contains("manual: true"), "{text}");
+    }
+
+    #[test]
+    fn conventional_variables_have_lower_priority() {
+        let b = build(&[("DD_ENV", "dd"), ("SENTRY_ENVIRONMENT", "sentry")]);
+        assert!(format!("{b:?}").contains("environment: Some(\"sentry\")"));
+        let b = build(&[("DD_ENV", "dd"), ("TALLY_ENVIRONMENT", "tally")]);
+        assert!(format!("{b:?}").contains("environment: Some(\"tally\")"));
+    }
+
+    #[test]
+    fn bad_values_are_reported_by_name() {
+        let b = build(&[("TALLY_FLUSH_INTERVAL", "soon"), ("TALLY_TAGS", "novalue")]);
+        let errors: Vec<String> = b.env_errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].contains("TALLY_FLUSH_INTERVAL"), "{errors:?}");
+        assert!(errors[1].contains("TALLY_TAGS"), "{errors:?}");
+    }
+}

@@ -1,0 +1,63 @@
+//! Design notes: how tracing-tally works inside. (Documentation only; nothing here is API.)
+//!
+//! # The hot path
+//!
+//! A metric event goes through four steps, none of which takes a lock or allocates once its
+//! series has been seen by the thread:
+//!
+//! 1. **Filter.** The per-layer filter answers from the event's level, or from the callsite's
+//!    cached plan. Callsites the layer does not want get `Interest::never()` from the filter,
+//!    so when no other layer wants them either, tracing skips them entirely.
+//! 2. **Plan.** Each callsite is classified once: which field is which metric, which fields are
+//!    tags (with their keys' hashes precomputed), whether the callsite captures errors or
+//!    breadcrumbs. Threads cache plans in a direct-mapped table keyed by callsite address.
+//! 3. **Visit.** The visitor validates metric values and adds one hash per tag to a running sum.
+//!    Tag values are hashed as the text they will be exported as (integers are formatted on
+//!    the stack), and the sum is order-independent, so field order never makes a new series.
+//! 4. **Cell.** The series hash finds this thread's cell in a thread-local map. The cell is
+//!    updated with atomic read-modify-write operations on a cache line only this thread writes:
+//!    `fetch_add` for counters, `fetch_min`/`fetch_max` and a CAS loop for float sums.
+//!
+//! # Draining without locks
+//!
+//! The flusher takes values out of cells with atomic `swap`s. Every update lands either before
+//! or after a swap, so each is counted in exactly one interval: totals are conserved exactly,
+//! whatever the interleaving. Distribution sketches are arrays of atomic counters drained the
+//! same way; sets are small atomic hash tables plus HyperLogLog registers (`fetch_max`).
+//!
+//! A thread finds the cells it created in its own map; the flusher learns about new cells from
+//! a channel and keeps a list of all of them. When a thread exits, its map drops its references;
+//! the flusher notices that it holds the last one, drains the cell a final time (after an
+//! acquire fence that pairs with the thread's release) and forgets it.
+//!
+//! # Cardinality and memory
+//!
+//! The first time a thread sees a series, it asks the shared registry (a sharded map), which
+//! admits the series if its metric and the pipeline are under their limits, and otherwise
+//! routes the value to the metric's overflow series. Series idle for a number of intervals are
+//! evicted: marked retired (threads notice on their next update and drop their cell) and
+//! removed, which frees their place under the limits. Threads sweep retired cells out of their
+//! maps whenever the roll-up epoch changes.
+//!
+//! # Time
+//!
+//! Spans read a TSC clock (`quanta`) when they open and close. Values carry no timestamp: the
+//! flusher drains at each interval boundary, so an interval contains what was recorded between
+//! two drains. A drain that runs late (the flusher thread was descheduled) attributes the
+//! values recorded meanwhile to the interval that just ended.
+//!
+//! # Shutdown
+//!
+//! Dropping the guard sends the flusher a shutdown request with a deadline and waits for its
+//! answer until the deadline, never longer. The flusher stops the writers (the epoch becomes
+//! `CLOSED`), drains everything including the interval in progress, exports, and asks every
+//! sink to shut down. A flush or shutdown completes when every sink has acknowledged it; a sink
+//! that is stuck makes the flush report failure at the deadline, and its thread is left to
+//! finish on its own instead of being joined.
+//!
+//! # Re-entrancy
+//!
+//! The flusher and sink threads run with a no-op default dispatcher, so nothing they do (an
+//! HTTP client's own logging, say) reaches the layer. On application threads, the thread-local
+//! state is borrowed for the whole callback: an event emitted from inside the layer (by a
+//! field's `Debug` implementation) finds it borrowed and is counted and ignored.

@@ -1,0 +1,184 @@
+//! Error capture: a small record taken on the emitting thread, queued for the flusher.
+//!
+//! The emitting thread formats what only it can see (the message, the field values, the error
+//! chain, the enclosing spans' data) and copies its breadcrumbs. Everything else, encoding and
+//! delivery, happens on the flusher and sink threads.
+
+use std::error::Error;
+use std::fmt::{self, Write as _};
+use std::time::SystemTime;
+
+use smallvec::SmallVec;
+use tracing_core::field::{Field, Visit};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use super::breadcrumbs::Breadcrumbs;
+use super::plan::{EventPlan, FieldRole, Plans};
+use super::span::SpanData;
+use crate::batch::{ErrorEvent, FieldValue, Fields, SpanId, SpanRecord, Tag, TraceId};
+use crate::fields;
+use crate::stats::DropReason;
+
+/// The field that sets an error's grouping fingerprint.
+pub(crate) const FINGERPRINT_FIELD: &str = "fingerprint";
+
+/// Longest error chain kept.
+const MAX_CHAIN: usize = 32;
+
+/// Captures an error event, subject to its callsite's rate limit.
+pub(crate) fn capture<S>(
+    plans: &Plans,
+    plan: &EventPlan,
+    breadcrumbs: &Breadcrumbs,
+    event: &Event<'_>,
+    ctx: &Context<'_, S>,
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let shared = &plans.shared;
+    let Some(limiter) = &plan.error else { return };
+    if !limiter.try_acquire() {
+        shared.counters.dropped(DropReason::RateLimited, 1);
+        return;
+    }
+    let mut visitor = CaptureVisitor {
+        plan,
+        capture: Capture::default(),
+    };
+    event.record(&mut visitor);
+    let Capture {
+        message,
+        fields,
+        error_chain,
+        mut tags,
+        fingerprint,
+    } = visitor.capture;
+
+    let mut spans = Vec::new();
+    let mut trace_id = None;
+    if let Some(scope) = ctx.event_scope(event) {
+        for span in scope {
+            let extensions = span.extensions();
+            let Some(data) = extensions.get::<SpanData>() else {
+                continue;
+            };
+            for tag in &data.tags {
+                let shadowed = plan.shadowed_span_tags & (1u64 << tag.index) != 0;
+                if let Some(key) = plans.span_tag_keys.get(usize::from(tag.index)) {
+                    if !shadowed && !tags.iter().any(|t: &Tag| t.key() == &*key.key) {
+                        tags.push(Tag::new(key.key.clone(), tag.value.clone()));
+                    }
+                }
+            }
+            spans.push(SpanRecord {
+                name: span.name(),
+                target: span.metadata().target(),
+                span_id: SpanId(data.span_id),
+                fields: data.fields.clone(),
+            });
+            // The scope ends at the root: its trace id is the trace's.
+            trace_id = Some(TraceId(data.trace_id));
+        }
+    }
+    tags.sort_by(|a, b| a.key().cmp(b.key()));
+    let span_id = spans.first().map(|s| s.span_id);
+    shared.submit_error(ErrorEvent {
+        timestamp: SystemTime::now(),
+        metadata: event.metadata(),
+        message,
+        fields,
+        error_chain,
+        spans,
+        trace_id,
+        span_id,
+        breadcrumbs: breadcrumbs.snapshot(),
+        tags,
+        fingerprint,
+    });
+}
+
+#[derive(Default)]
+struct Capture {
+    message: Option<String>,
+    fields: Fields,
+    error_chain: Vec<String>,
+    tags: SmallVec<[Tag; 2]>,
+    fingerprint: Option<String>,
+}
+
+struct CaptureVisitor<'a> {
+    plan: &'a EventPlan,
+    capture: Capture,
+}
+
+impl CaptureVisitor<'_> {
+    fn value(&mut self, field: &Field, value: FieldValue) {
+        let name = field.name();
+        match self.plan.roles.get(field.index()) {
+            Some(FieldRole::Metric(_)) => {}
+            Some(FieldRole::Message) => self.capture.message = Some(value.to_string()),
+            Some(FieldRole::Error) => self.capture.error_chain.push(value.to_string()),
+            _ if name == FINGERPRINT_FIELD => self.capture.fingerprint = Some(value.to_string()),
+            Some(FieldRole::Tag(key)) if name.starts_with(fields::TAGS_PREFIX) => {
+                let text = value.to_string();
+                let (text, _) = fields::truncate_tag_value(&text);
+                self.capture.tags.push(Tag::new(key.key.clone(), text));
+            }
+            _ => self.capture.fields.push((name, value)),
+        }
+    }
+}
+
+impl Visit for CaptureVisitor<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.value(field, FieldValue::I64(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.value(field, FieldValue::U64(value));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.value(field, FieldValue::I128(value));
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.value(field, FieldValue::U128(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.value(field, FieldValue::F64(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.value(field, FieldValue::Bool(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.value(field, FieldValue::Str(value.to_owned()));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
+        if !matches!(self.plan.roles.get(field.index()), Some(FieldRole::Error)) {
+            self.value(field, FieldValue::Text(value.to_string()));
+            return;
+        }
+        let chain = &mut self.capture.error_chain;
+        let mut next: Option<&(dyn Error + 'static)> = Some(value);
+        while let Some(error) = next {
+            if chain.len() >= MAX_CHAIN {
+                break;
+            }
+            chain.push(error.to_string());
+            next = error.source();
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let mut text = String::new();
+        let _ = write!(text, "{value:?}");
+        self.value(field, FieldValue::Text(text));
+    }
+}

@@ -1,0 +1,245 @@
+//! Thread-local state: each thread's plan cache, series cells and breadcrumbs.
+//!
+//! Borrowing this state is also the layer's re-entrancy guard: while a callback runs, the state is
+//! borrowed, so an event emitted from inside it (say, by a field's `Debug` implementation) finds it
+//! busy and is ignored instead of recursing.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tracing_core::Metadata;
+
+use super::breadcrumbs::Breadcrumbs;
+use super::plan::{callsite_key, Plan, Plans};
+use crate::aggregate::cell::Cell as SeriesCell;
+use crate::aggregate::hash::BuildPassThrough;
+use crate::aggregate::registry::Resolution;
+use crate::aggregate::series::MetricDesc;
+use crate::batch::Tag;
+use crate::pipeline::{Shared, CLOSED};
+use crate::stats::DropReason;
+
+/// This thread's state for every pipeline it has recorded into (almost always one).
+struct Local {
+    threads: RefCell<Vec<ThreadState>>,
+    /// Set while this thread runs pipeline work (a manual-mode flush): its events are ignored.
+    suppressed: Cell<bool>,
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local { threads: RefCell::new(Vec::new()), suppressed: Cell::new(false) }
+    };
+}
+
+/// Runs `f` with the layer ignoring this thread's events, so a sink that logs through `tracing`
+/// while it runs on an application thread (manual mode) cannot feed the pipeline.
+pub(crate) fn suppressed<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0;
+            let _ = LOCAL.try_with(|local| local.suppressed.set(previous));
+        }
+    }
+    let previous = LOCAL
+        .try_with(|local| local.suppressed.replace(true))
+        .unwrap_or(false);
+    let _restore = Restore(previous);
+    f()
+}
+
+const PLAN_CACHE_LEN: usize = 64;
+
+/// A direct-mapped cache of plans by callsite address.
+pub(crate) struct PlanCache {
+    slots: Box<[(usize, Option<Arc<Plan>>); PLAN_CACHE_LEN]>,
+}
+
+impl PlanCache {
+    fn new() -> Self {
+        PlanCache {
+            slots: Box::new([const { (0, None) }; PLAN_CACHE_LEN]),
+        }
+    }
+
+    /// The plan of `meta`, from the cache or the pipeline's table.
+    #[inline]
+    pub(crate) fn get(&mut self, meta: &Metadata<'_>, plans: &Plans) -> &Plan {
+        let key = callsite_key(meta);
+        let slot = &mut self.slots[((key >> 4) ^ (key >> 11)) % PLAN_CACHE_LEN];
+        if slot.0 != key || slot.1.is_none() {
+            *slot = (key, Some(plans.get(meta)));
+        }
+        match &slot.1 {
+            Some(plan) => plan,
+            None => &Plan::Ignored,
+        }
+    }
+}
+
+/// One thread's series cells for one pipeline.
+pub(crate) struct Series {
+    cells: HashMap<u64, Arc<SeriesCell>, BuildPassThrough>,
+}
+
+impl Series {
+    /// Runs `f` on the cell of series `hash`, created through the registry on first sight.
+    #[inline]
+    pub(crate) fn with_cell<R>(
+        &mut self,
+        shared: &Shared,
+        epoch: u64,
+        hash: u64,
+        metric: &Arc<MetricDesc>,
+        tags: impl FnOnce() -> Vec<Tag>,
+        f: impl FnOnce(&SeriesCell) -> R,
+    ) -> R {
+        if let Some(cell) = self.cells.get(&hash) {
+            if !cell.entry.is_retired() {
+                return f(cell);
+            }
+        }
+        let cell = self.resolve(shared, epoch, hash, metric, tags);
+        f(&cell)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve(
+        &mut self,
+        shared: &Shared,
+        epoch: u64,
+        hash: u64,
+        metric: &Arc<MetricDesc>,
+        tags: impl FnOnce() -> Vec<Tag>,
+    ) -> Arc<SeriesCell> {
+        self.cells.remove(&hash);
+        let entry = match shared.registry.resolve(hash, metric, epoch, tags) {
+            Resolution::Admitted(entry) => entry,
+            // Counted per value by the caller, which sees the overflow cell.
+            Resolution::Overflow(entry) => entry,
+        };
+        // An overflow series is shared by every rejected series of its metric: index the same
+        // cell under the rejected hash too, so later values of that series stay on the fast path
+        // until the next epoch's sweep forgets the alias (rejected series hold no memory longer).
+        let cell = match self.cells.get(&entry.hash) {
+            Some(cell) if !cell.entry.is_retired() => cell.clone(),
+            _ => {
+                let cell = Arc::new(SeriesCell::new(entry.clone()));
+                shared.announce(cell.clone());
+                self.cells.insert(entry.hash, cell.clone());
+                cell
+            }
+        };
+        if entry.hash != hash {
+            self.cells.insert(hash, cell.clone());
+        }
+        cell
+    }
+
+    /// Forgets retired cells and the aliases of rejected series.
+    fn sweep(&mut self) {
+        self.cells
+            .retain(|&hash, cell| hash == cell.entry.hash && !cell.entry.is_retired());
+    }
+}
+
+/// Everything one thread keeps for one pipeline.
+pub(crate) struct ThreadState {
+    pub(crate) shared: Arc<Shared>,
+    epoch: u64,
+    pub(crate) plans: PlanCache,
+    pub(crate) series: Series,
+    pub(crate) breadcrumbs: Breadcrumbs,
+    rng: u64,
+}
+
+impl ThreadState {
+    fn new(shared: Arc<Shared>) -> Self {
+        let breadcrumbs = Breadcrumbs::new(shared.config.breadcrumbs);
+        let seed = crate::aggregate::hash::mix(
+            (&breadcrumbs as *const Breadcrumbs as u64) ^ crate::pipeline::clock().raw(),
+        );
+        ThreadState {
+            epoch: shared.epoch(),
+            shared,
+            plans: PlanCache::new(),
+            series: Series {
+                cells: HashMap::default(),
+            },
+            breadcrumbs,
+            rng: seed | 1,
+        }
+    }
+
+    /// The current roll-up epoch as this thread last saw it.
+    #[inline]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// A pseudo-random 64-bit number (xorshift; for span ids, not for secrets).
+    #[inline]
+    pub(crate) fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+}
+
+/// Runs `f` with this thread's state for `shared`'s pipeline.
+///
+/// Returns `None`, and counts why, when the state is already borrowed (a re-entrant event), when
+/// the pipeline has shut down, or when the thread is exiting.
+#[inline]
+pub(crate) fn with_thread<R>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&mut ThreadState) -> R,
+) -> Option<R> {
+    let result = LOCAL.try_with(|local| {
+        let Ok(mut threads) = local.threads.try_borrow_mut() else {
+            shared.counters.dropped(DropReason::Reentrant, 1);
+            return None;
+        };
+        if local.suppressed.get() {
+            shared.counters.dropped(DropReason::Reentrant, 1);
+            return None;
+        }
+        let epoch = shared.epoch();
+        let index = match threads.iter().position(|t| t.shared.id == shared.id) {
+            Some(index) => index,
+            None if epoch == CLOSED => {
+                shared.counters.dropped(DropReason::Closed, 1);
+                return None;
+            }
+            None => {
+                threads.retain(|t| !t.shared.is_closed());
+                threads.push(ThreadState::new(shared.clone()));
+                threads.len() - 1
+            }
+        };
+        let state = threads.get_mut(index)?;
+        if state.epoch != epoch {
+            if epoch == CLOSED {
+                threads.swap_remove(index);
+                shared.counters.dropped(DropReason::Closed, 1);
+                return None;
+            }
+            state.epoch = epoch;
+            state.series.sweep();
+        }
+        Some(f(state))
+    });
+    match result {
+        Ok(result) => result,
+        Err(_) => {
+            shared.counters.dropped(DropReason::Closed, 1);
+            None
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Callsite plans: what each field of a callsite means, decided once per callsite.
+//!
+//! tracing gives every event and span a static callsite with a fixed list of fields. The layer
+//! classifies that list the first time it sees the callsite (which field is which metric, which
+//! are tags, whether the callsite captures errors or breadcrumbs) and caches the result, so the
+//! hot path never parses a field name.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use smallvec::SmallVec;
+use tracing_core::{Level, LevelFilter, Metadata};
+
+use crate::aggregate::hash::{hash_str, tag_hash, BuildPassThrough};
+use crate::aggregate::series::MetricDesc;
+use crate::batch::MetricKind;
+use crate::fields::{self, FieldName};
+use crate::pipeline::{clock, Shared};
+use crate::stats::{Counters, DropReason};
+
+/// The tag key that names a span in span metrics.
+pub(crate) const SPAN_TAG: &str = "span";
+
+/// The key of a callsite in plan tables: the address of its static metadata.
+#[inline]
+pub(crate) fn callsite_key(meta: &Metadata<'_>) -> usize {
+    meta as *const Metadata<'_> as usize
+}
+
+/// A tag key with its precomputed hash.
+#[derive(Debug, Clone)]
+pub(crate) struct TagKey {
+    pub(crate) key: Arc<str>,
+    pub(crate) hash: u64,
+}
+
+impl TagKey {
+    pub(crate) fn new(key: &str) -> Self {
+        TagKey {
+            key: key.into(),
+            hash: hash_str(key),
+        }
+    }
+}
+
+/// What the layer does with one field of an event.
+#[derive(Debug, Clone)]
+pub(crate) enum FieldRole {
+    /// The n-th metric of the plan.
+    Metric(u8),
+    /// A tag.
+    Tag(TagKey),
+    /// The message.
+    Message,
+    /// The error.
+    Error,
+    /// Nothing (an invalid metric name, or a tag shadowed by a later field).
+    Ignored,
+}
+
+/// The plan of an event callsite.
+#[derive(Debug)]
+pub(crate) struct EventPlan {
+    /// One role per field, by field index.
+    pub(crate) roles: Box<[FieldRole]>,
+    /// The metrics the event records, in field order.
+    pub(crate) metrics: SmallVec<[Arc<MetricDesc>; 1]>,
+    /// Set when the event captures an error: the callsite's rate limiter.
+    pub(crate) error: Option<RateLimiter>,
+    /// Whether the event is kept as a breadcrumb.
+    pub(crate) breadcrumb: bool,
+    /// Configured span tags that the event's own fields override (bit `i` for key `i`).
+    pub(crate) shadowed_span_tags: u64,
+    /// Metric fields whose names broke the rules (sanitized or ignored).
+    invalid_names: u64,
+    /// Whether `invalid_names` has been counted for this pipeline.
+    reported: AtomicBool,
+}
+
+impl EventPlan {
+    pub(crate) fn has_metrics(&self) -> bool {
+        !self.metrics.is_empty()
+    }
+
+    /// Counts the callsite's invalid metric names, once, when the pipeline first sees an event
+    /// from it. (Plans are also built for callsites registered but never used here.)
+    #[inline]
+    pub(crate) fn report_invalid_names(&self, counters: &Counters) {
+        if self.invalid_names > 0 && !self.reported.swap(true, Ordering::Relaxed) {
+            counters.dropped(DropReason::InvalidName, self.invalid_names);
+        }
+    }
+}
+
+/// The plan of a span callsite.
+#[derive(Debug)]
+pub(crate) struct SpanPlan {
+    /// The span-duration distribution.
+    pub(crate) duration: Arc<MetricDesc>,
+    /// `span.busy` and `span.idle`, when busy/idle time is on.
+    pub(crate) busy_idle: Option<(Arc<MetricDesc>, Arc<MetricDesc>)>,
+    /// The `span:<name>` tag's hash contribution.
+    pub(crate) name_tag: u64,
+    /// For each field: the index of the configured span tag it provides, if any.
+    pub(crate) tag_fields: Box<[Option<u8>]>,
+}
+
+/// What a callsite means to the layer.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    Event(EventPlan),
+    Span(SpanPlan),
+    /// Nothing: the layer does not look at this callsite.
+    Ignored,
+}
+
+impl Plan {
+    /// Whether the layer wants to see the callsite at all.
+    pub(crate) fn is_interesting(&self) -> bool {
+        match self {
+            Plan::Event(e) => e.has_metrics() || e.error.is_some() || e.breadcrumb,
+            Plan::Span(_) => true,
+            Plan::Ignored => false,
+        }
+    }
+}
+
+/// Every plan of a pipeline, built on first sight of each callsite.
+#[derive(Debug)]
+pub(crate) struct Plans {
+    pub(crate) shared: Arc<Shared>,
+    table: RwLock<HashMap<usize, Arc<Plan>, BuildPassThrough>>,
+    /// The configured span tags, in configuration order (at most 64).
+    pub(crate) span_tag_keys: Box<[TagKey]>,
+    event_level: LevelFilter,
+}
+
+impl Plans {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let span_tag_keys = shared
+            .config
+            .span_tags
+            .iter()
+            .take(64)
+            .map(|k| TagKey::new(&fields::sanitize_tag_key(k)))
+            .collect();
+        let event_level = shared.config.event_level();
+        Plans {
+            shared,
+            table: RwLock::default(),
+            span_tag_keys,
+            event_level,
+        }
+    }
+
+    /// The plan of `meta`, built now if this is the first time the callsite is seen.
+    pub(crate) fn get(&self, meta: &Metadata<'_>) -> Arc<Plan> {
+        let key = callsite_key(meta);
+        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(plan) = table.get(&key) {
+            return plan.clone();
+        }
+        drop(table);
+        let plan = Arc::new(if meta.is_span() {
+            self.build_span(meta)
+        } else {
+            self.build_event(meta)
+        });
+        let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
+        match table.entry(key) {
+            Entry::Occupied(existing) => existing.get().clone(),
+            Entry::Vacant(slot) => slot.insert(plan).clone(),
+        }
+    }
+
+    fn span_passes(&self, meta: &Metadata<'_>) -> bool {
+        let config = &self.shared.config;
+        config.span_level >= *meta.level() && config.span_filter.as_ref().is_none_or(|f| f(meta))
+    }
+
+    fn build_span(&self, meta: &Metadata<'_>) -> Plan {
+        if !self.span_passes(meta) {
+            return Plan::Ignored;
+        }
+        let registry = &self.shared.registry;
+        let config = &self.shared.config;
+        let (name, _) = fields::sanitize_name(&config.span_metric);
+        let duration = registry.metric(&name, MetricKind::Distribution, false, Some("millisecond"));
+        let busy_idle = config.busy_idle.then(|| {
+            let busy = registry.metric(
+                "span.busy",
+                MetricKind::Distribution,
+                false,
+                Some("millisecond"),
+            );
+            let idle = registry.metric(
+                "span.idle",
+                MetricKind::Distribution,
+                false,
+                Some("millisecond"),
+            );
+            (busy, idle)
+        });
+        let tag_fields = meta
+            .fields()
+            .iter()
+            .map(|field| {
+                let key = fields::sanitize_tag_key(
+                    field
+                        .name()
+                        .strip_prefix(fields::TAGS_PREFIX)
+                        .unwrap_or(field.name()),
+                );
+                self.span_tag_keys
+                    .iter()
+                    .position(|k| *k.key == *key)
+                    .map(|i| i as u8)
+            })
+            .collect();
+        Plan::Span(SpanPlan {
+            duration,
+            busy_idle,
+            name_tag: tag_hash(hash_str(SPAN_TAG), hash_str(meta.name())),
+            tag_fields,
+        })
+    }
+
+    fn build_event(&self, meta: &Metadata<'_>) -> Plan {
+        let config = &self.shared.config;
+        let registry = &self.shared.registry;
+        let mut roles = Vec::with_capacity(meta.fields().len());
+        let mut invalid_names = 0;
+        let mut metrics = SmallVec::new();
+        for field in meta.fields() {
+            let role = match fields::parse(field.name()) {
+                FieldName::Metric(m) if metrics.len() < usize::from(u8::MAX) => {
+                    invalid_names += u64::from(m.sanitized);
+                    metrics.push(registry.metric(&m.name, m.kind, m.monotonic, m.unit.as_deref()));
+                    FieldRole::Metric((metrics.len() - 1) as u8)
+                }
+                FieldName::Metric(_) | FieldName::InvalidMetric => {
+                    invalid_names += 1;
+                    FieldRole::Ignored
+                }
+                FieldName::Tag(key) => FieldRole::Tag(TagKey::new(&key)),
+                FieldName::Message => FieldRole::Message,
+                FieldName::Error => FieldRole::Error,
+            };
+            roles.push(role);
+        }
+        // When two fields name the same tag, the last one wins.
+        for i in 0..roles.len() {
+            let FieldRole::Tag(key) = &roles[i] else {
+                continue;
+            };
+            let key = key.key.clone();
+            if roles[i + 1..]
+                .iter()
+                .any(|r| matches!(r, FieldRole::Tag(k) if k.key == key))
+            {
+                roles[i] = FieldRole::Ignored;
+            }
+        }
+        let mut shadowed_span_tags = 0u64;
+        for (i, span_key) in self.span_tag_keys.iter().enumerate() {
+            if roles
+                .iter()
+                .any(|r| matches!(r, FieldRole::Tag(k) if k.key == span_key.key))
+            {
+                shadowed_span_tags |= 1 << i;
+            }
+        }
+        let has_metrics = !metrics.is_empty();
+        let level = *meta.level();
+        let error = config
+            .error_level
+            .filter(|threshold| level <= *threshold)
+            .map(|_| RateLimiter::new(config.error_rate, config.error_burst));
+        let breadcrumb = !has_metrics
+            && error.is_none()
+            && config.breadcrumbs > 0
+            && config.breadcrumb_level >= level;
+        let plan = EventPlan {
+            roles: roles.into_boxed_slice(),
+            metrics,
+            error,
+            breadcrumb,
+            shadowed_span_tags,
+            invalid_names,
+            reported: AtomicBool::new(false),
+        };
+        if plan.has_metrics() || plan.error.is_some() || plan.breadcrumb {
+            Plan::Event(plan)
+        } else {
+            Plan::Ignored
+        }
+    }
+
+    /// Whether an event at `level` interests the layer regardless of its fields.
+    #[inline]
+    pub(crate) fn level_interests(&self, level: &Level) -> bool {
+        self.event_level >= *level
+    }
+}
+
+/// A lock-free token bucket (the generic cell rate algorithm): `rate` per second sustained,
+/// bursts of up to `burst`.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    /// Theoretical arrival time, in clock nanoseconds.
+    tat: AtomicU64,
+    emission_ns: u64,
+    tolerance_ns: u64,
+    base: u64,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(rate: u32, burst: u32) -> Self {
+        let emission_ns = if rate == 0 {
+            u64::MAX / 4
+        } else {
+            1_000_000_000 / u64::from(rate)
+        };
+        RateLimiter {
+            tat: AtomicU64::new(0),
+            emission_ns,
+            tolerance_ns: emission_ns.saturating_mul(u64::from(burst.saturating_sub(1))),
+            base: clock().raw(),
+        }
+    }
+
+    /// Takes one token; `false` when the bucket is empty.
+    pub(crate) fn try_acquire(&self) -> bool {
+        let now = clock().delta_as_nanos(self.base, clock().raw());
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let start = tat.max(now);
+            if start - now > self.tolerance_ns {
+                return false;
+            }
+            let next = start.saturating_add(self.emission_ns);
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_allows_a_burst_then_refuses() {
+        let limiter = RateLimiter::new(1, 5);
+        let allowed = (0..20).filter(|_| limiter.try_acquire()).count();
+        assert_eq!(allowed, 5);
+        let none = RateLimiter::new(0, 1);
+        assert!(none.try_acquire());
+        assert!(!none.try_acquire());
+    }
+}

@@ -1,0 +1,433 @@
+//! Spans: timings, ids, captured fields and span tags.
+//!
+//! A span costs one clock read when it opens and one when it closes; nothing happens on enter or
+//! exit unless busy/idle time is on. Its state lives in one [`SpanData`] in the span's extensions.
+
+use std::fmt;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::Subscriber;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use super::local::{Series, ThreadState};
+use super::plan::{Plan, Plans, SpanPlan, SPAN_TAG};
+use crate::aggregate::cell::Number;
+use crate::aggregate::hash::{hash_str, series_hash, tag_hash};
+use crate::aggregate::series::MetricDesc;
+use crate::batch::{FieldValue, Fields, Tag};
+use crate::fields::truncate_tag_value;
+use crate::pipeline::clock;
+use crate::stats::Counters;
+
+/// A configured span field's value, carried by the span and its descendants.
+#[derive(Debug, Clone)]
+pub(crate) struct SpanTag {
+    /// Index of the key in the configured span tags.
+    pub(crate) index: u8,
+    pub(crate) value: Box<str>,
+    /// The tag's hash contribution.
+    pub(crate) hash: u64,
+}
+
+/// Busy/idle accounting (opt-in).
+#[derive(Debug, Clone, Copy, Default)]
+struct BusyIdle {
+    busy: u64,
+    idle: u64,
+    last: u64,
+    entered: u32,
+}
+
+/// What the layer keeps for an open span.
+#[derive(Debug)]
+pub(crate) struct SpanData {
+    start: u64,
+    pub(crate) span_id: u64,
+    pub(crate) trace_id: u128,
+    pub(crate) tags: SmallVec<[SpanTag; 2]>,
+    pub(crate) fields: Fields,
+    busy_idle: Option<BusyIdle>,
+}
+
+impl SpanData {
+    fn empty() -> Self {
+        SpanData {
+            start: 0,
+            span_id: 0,
+            trace_id: 0,
+            tags: SmallVec::new(),
+            fields: Vec::new(),
+            busy_idle: None,
+        }
+    }
+
+    fn set_tag(&mut self, tag: SpanTag) {
+        match self.tags.iter_mut().find(|t| t.index == tag.index) {
+            Some(existing) => *existing = tag,
+            None => self.tags.push(tag),
+        }
+    }
+
+    fn set_field(&mut self, name: &'static str, value: FieldValue) {
+        match self.fields.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((name, value)),
+        }
+    }
+
+    /// The sum of the span tags' hashes.
+    fn tags_hash(&self) -> u64 {
+        self.tags
+            .iter()
+            .fold(0u64, |sum, t| sum.wrapping_add(t.hash))
+    }
+}
+
+/// Records a span's field values into its data: captured fields and configured span tags.
+struct SpanVisitor<'a> {
+    plan: &'a SpanPlan,
+    plans: &'a Plans,
+    data: &'a mut SpanData,
+    capture: bool,
+}
+
+impl SpanVisitor<'_> {
+    fn value(&mut self, field: &Field, value: FieldValue) {
+        if let Some(Some(index)) = self.plan.tag_fields.get(field.index()) {
+            if let Some(key) = self.plans.span_tag_keys.get(usize::from(*index)) {
+                let text = value.to_string();
+                let (text, _) = truncate_tag_value(&text);
+                self.data.set_tag(SpanTag {
+                    index: *index,
+                    value: text.into(),
+                    hash: tag_hash(key.hash, hash_str(text)),
+                });
+            }
+        }
+        if self.capture {
+            let name = field.name();
+            match self.data.fields.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => self.data.fields.push((name, value)),
+            }
+        }
+    }
+
+    fn wants(&self, field: &Field) -> bool {
+        self.capture || matches!(self.plan.tag_fields.get(field.index()), Some(Some(_)))
+    }
+}
+
+impl Visit for SpanVisitor<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.wants(field) {
+            self.value(field, FieldValue::I64(value));
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.wants(field) {
+            self.value(field, FieldValue::U64(value));
+        }
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        if self.wants(field) {
+            self.value(field, FieldValue::I128(value));
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if self.wants(field) {
+            self.value(field, FieldValue::U128(value));
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.wants(field) {
+            self.value(field, FieldValue::F64(value));
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.wants(field) {
+            self.value(field, FieldValue::Bool(value));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.wants(field) {
+            self.value(field, FieldValue::Str(value.to_owned()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.wants(field) {
+            self.value(field, FieldValue::Text(format!("{value:?}")));
+        }
+    }
+}
+
+fn visitor<'a>(plans: &'a Plans, plan: &'a SpanPlan, data: &'a mut SpanData) -> SpanVisitor<'a> {
+    let capture = plans.shared.config.capture_span_fields;
+    SpanVisitor {
+        plan,
+        plans,
+        data,
+        capture,
+    }
+}
+
+/// A span opened: read the clock, give it ids, capture its fields.
+pub(crate) fn on_new_span<S>(
+    plans: &Plans,
+    ts: &mut ThreadState,
+    attrs: &Attributes<'_>,
+    id: &Id,
+    ctx: &Context<'_, S>,
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let start = clock().raw();
+    let span_id = ts.random();
+    let trace_id = (u128::from(ts.random()) << 64) | u128::from(ts.random());
+    let Plan::Span(plan) = ts.plans.get(attrs.metadata(), plans) else {
+        return;
+    };
+    let busy_idle = plans.shared.config.busy_idle.then_some(BusyIdle {
+        last: start,
+        ..BusyIdle::default()
+    });
+    let mut data = SpanData {
+        start,
+        span_id,
+        trace_id,
+        busy_idle,
+        ..SpanData::empty()
+    };
+    if !attrs.fields().is_empty() {
+        // User `Debug` code runs here, before any extension lock is taken.
+        attrs.record(&mut visitor(plans, plan, &mut data));
+    }
+    let Some(span) = ctx.span(id) else { return };
+    if !plans.span_tag_keys.is_empty() {
+        if let Some(parent) = span.parent() {
+            if let Some(parent) = parent.extensions().get::<SpanData>() {
+                for tag in &parent.tags {
+                    if !data.tags.iter().any(|t| t.index == tag.index) {
+                        data.tags.push(tag.clone());
+                    }
+                }
+            }
+        }
+    }
+    span.extensions_mut().insert(data);
+}
+
+/// Values recorded on an open span.
+pub(crate) fn on_record<S>(
+    plans: &Plans,
+    ts: &mut ThreadState,
+    id: &Id,
+    values: &Record<'_>,
+    ctx: &Context<'_, S>,
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return };
+    let Plan::Span(plan) = ts.plans.get(span.metadata(), plans) else {
+        return;
+    };
+    // Visit into a scratch copy first: user `Debug` code must not run under the extensions lock.
+    let mut update = SpanData::empty();
+    values.record(&mut visitor(plans, plan, &mut update));
+    let mut extensions = span.extensions_mut();
+    let Some(data) = extensions.get_mut::<SpanData>() else {
+        return;
+    };
+    for tag in update.tags {
+        data.set_tag(tag);
+    }
+    for (name, value) in update.fields {
+        data.set_field(name, value);
+    }
+}
+
+/// Entering a span (busy/idle time only).
+pub(crate) fn on_enter<S>(id: &Id, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return };
+    let now = clock().raw();
+    let mut extensions = span.extensions_mut();
+    if let Some(t) = extensions
+        .get_mut::<SpanData>()
+        .and_then(|d| d.busy_idle.as_mut())
+    {
+        if t.entered == 0 {
+            t.idle += clock().delta_as_nanos(t.last, now);
+            t.last = now;
+        }
+        t.entered += 1;
+    }
+}
+
+/// Leaving a span (busy/idle time only).
+pub(crate) fn on_exit<S>(id: &Id, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return };
+    let now = clock().raw();
+    let mut extensions = span.extensions_mut();
+    if let Some(t) = extensions
+        .get_mut::<SpanData>()
+        .and_then(|d| d.busy_idle.as_mut())
+    {
+        t.entered = t.entered.saturating_sub(1);
+        if t.entered == 0 {
+            t.busy += clock().delta_as_nanos(t.last, now);
+            t.last = now;
+        }
+    }
+}
+
+/// A span closed: record its duration.
+pub(crate) fn on_close<S>(plans: &Plans, ts: &mut ThreadState, id: &Id, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return };
+    let Some(data) = span.extensions_mut().remove::<SpanData>() else {
+        return;
+    };
+    let end = clock().raw();
+    let meta = span.metadata();
+    let epoch = ts.epoch();
+    let Plan::Span(plan) = ts.plans.get(meta, plans) else {
+        return;
+    };
+    let series = &mut ts.series;
+    let tags_hash = plan.name_tag.wrapping_add(data.tags_hash());
+    let nanos = clock().delta_as_nanos(data.start, end);
+    record_ms(
+        plans,
+        series,
+        epoch,
+        &plan.duration,
+        tags_hash,
+        meta.name(),
+        &data,
+        nanos,
+    );
+    if let (Some((busy, idle)), Some(mut t)) = (&plan.busy_idle, data.busy_idle) {
+        if t.entered == 0 {
+            t.idle += clock().delta_as_nanos(t.last, end);
+        } else {
+            t.busy += clock().delta_as_nanos(t.last, end);
+        }
+        record_ms(
+            plans,
+            series,
+            epoch,
+            busy,
+            tags_hash,
+            meta.name(),
+            &data,
+            t.busy,
+        );
+        record_ms(
+            plans,
+            series,
+            epoch,
+            idle,
+            tags_hash,
+            meta.name(),
+            &data,
+            t.idle,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_ms(
+    plans: &Plans,
+    series: &mut Series,
+    epoch: u64,
+    metric: &Arc<MetricDesc>,
+    tags_hash: u64,
+    name: &'static str,
+    data: &SpanData,
+    nanos: u64,
+) {
+    let shared = &plans.shared;
+    let tags = || span_tags(plans, name, data);
+    series.with_cell(
+        shared,
+        epoch,
+        series_hash(metric.hash, tags_hash),
+        metric,
+        tags,
+        |cell| {
+            if cell.entry.is_overflow {
+                Counters::bump(&shared.counters.overflowed, 1);
+            }
+            cell.record(Number::Float(nanos as f64 / 1e6));
+        },
+    );
+}
+
+/// The owned tags of a span metric: `span:<name>` and the configured span tags.
+fn span_tags(plans: &Plans, name: &'static str, data: &SpanData) -> Vec<Tag> {
+    let mut tags = Vec::with_capacity(1 + data.tags.len());
+    tags.push(Tag::new(SPAN_TAG, name));
+    for tag in &data.tags {
+        if let Some(key) = plans.span_tag_keys.get(usize::from(tag.index)) {
+            if *key.key != *SPAN_TAG {
+                tags.push(Tag::new(key.key.clone(), tag.value.clone()));
+            }
+        }
+    }
+    tags
+}
+
+/// The configured span tags of an event's enclosing span, leaving out the keys in `shadowed`:
+/// their summed hash, and their owned form when `owned` is given.
+pub(crate) fn inherited_tags<S>(
+    plans: &Plans,
+    shadowed: u64,
+    event: &tracing_core::Event<'_>,
+    ctx: &Context<'_, S>,
+    mut owned: Option<&mut Vec<Tag>>,
+) -> u64
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.event_span(event) else {
+        return 0;
+    };
+    let extensions = span.extensions();
+    let Some(data) = extensions.get::<SpanData>() else {
+        return 0;
+    };
+    let mut hash = 0u64;
+    for tag in data
+        .tags
+        .iter()
+        .filter(|t| shadowed & (1u64 << t.index) == 0)
+    {
+        hash = hash.wrapping_add(tag.hash);
+        if let (Some(out), Some(key)) = (
+            owned.as_deref_mut(),
+            plans.span_tag_keys.get(usize::from(tag.index)),
+        ) {
+            out.push(Tag::new(key.key.clone(), tag.value.clone()));
+        }
+    }
+    hash
+}

@@ -1,0 +1,401 @@
+//! Field visitors for metric events.
+//!
+//! [`MetricVisitor`] runs on every metric event: it validates the metric values and folds every
+//! tag value into the series hash, formatting numbers and `Debug` values into a stack buffer, so
+//! it never allocates. [`TagCollector`] runs only when a thread sees a series for the first time,
+//! to build the series' owned tags.
+
+use std::fmt::{self, Write as _};
+
+use smallvec::SmallVec;
+use tracing_core::field::{Field, Visit};
+
+use super::plan::{EventPlan, FieldRole, TagKey};
+use crate::aggregate::cell::Number;
+use crate::aggregate::hash::{hash_str, tag_hash};
+use crate::aggregate::series::MetricDesc;
+use crate::batch::{MetricKind, Tag};
+use crate::fields::{truncate_tag_value, MAX_TAG_VALUE_LEN};
+use crate::stats::{Counters, DropReason};
+
+/// A validated metric observation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Observation {
+    Number(Number),
+    /// A set member: the hash of its text.
+    Member(u64),
+}
+
+/// A raw field value, before it is checked against its metric's kind.
+#[derive(Clone, Copy)]
+enum Raw<'a> {
+    I64(i64),
+    U64(u64),
+    I128(i128),
+    U128(u128),
+    F64(f64),
+    Text(&'a str),
+    Bool,
+}
+
+/// Integers up to 2^32 in magnitude are summed exactly in an `i64` cell, which cannot overflow
+/// before 2^31 such increments in one interval on one thread; larger ones are summed as floats.
+const EXACT_INTEGER_LIMIT: i128 = 1 << 32;
+
+#[inline]
+fn integer(value: i128) -> Number {
+    if value.unsigned_abs() <= EXACT_INTEGER_LIMIT as u128 {
+        Number::Int(value as i64)
+    } else {
+        Number::Float(value as f64)
+    }
+}
+
+/// Checks a value against its metric: the documented conversion rules.
+fn observe(metric: &MetricDesc, raw: Raw<'_>) -> Result<Observation, DropReason> {
+    if metric.kind() == MetricKind::Set {
+        let mut buf = IntText::new();
+        return match raw {
+            Raw::Text(text) => Ok(Observation::Member(hash_str(text))),
+            Raw::I64(v) => Ok(Observation::Member(hash_str(buf.i128(v.into())))),
+            Raw::U64(v) => Ok(Observation::Member(hash_str(buf.u128(v.into())))),
+            Raw::I128(v) => Ok(Observation::Member(hash_str(buf.i128(v)))),
+            Raw::U128(v) => Ok(Observation::Member(hash_str(buf.u128(v)))),
+            Raw::F64(_) | Raw::Bool => Err(DropReason::InvalidType),
+        };
+    }
+    let monotonic = metric.is_monotonic();
+    let number = match raw {
+        Raw::I64(v) => integer(v.into()),
+        Raw::U64(v) => integer(v.into()),
+        Raw::I128(v) => integer(v),
+        Raw::U128(v) => i128::try_from(v).map_or(Number::Float(v as f64), integer),
+        Raw::F64(v) if !v.is_finite() => return Err(DropReason::NonFinite),
+        Raw::F64(v) => Number::Float(v),
+        Raw::Text(_) | Raw::Bool => return Err(DropReason::InvalidType),
+    };
+    if monotonic && number.as_f64() < 0.0 {
+        return Err(DropReason::NegativeMonotonic);
+    }
+    Ok(Observation::Number(number))
+}
+
+/// Visits a metric event on the hot path.
+pub(crate) struct MetricVisitor<'a> {
+    plan: &'a EventPlan,
+    counters: &'a Counters,
+    /// The sum of the event's tag hashes.
+    pub(crate) tags_hash: u64,
+    /// `(metric index, observation)` for every valid metric value.
+    pub(crate) observations: SmallVec<[(u8, Observation); 2]>,
+}
+
+impl<'a> MetricVisitor<'a> {
+    pub(crate) fn new(plan: &'a EventPlan, counters: &'a Counters) -> Self {
+        MetricVisitor {
+            plan,
+            counters,
+            tags_hash: 0,
+            observations: SmallVec::new(),
+        }
+    }
+
+    #[inline]
+    fn raw(&mut self, field: &Field, raw: Raw<'_>) {
+        match self.plan.roles.get(field.index()) {
+            Some(FieldRole::Metric(i)) => self.metric(*i, raw),
+            Some(FieldRole::Tag(key)) => {
+                let mut buf = IntText::new();
+                let text = match raw {
+                    Raw::Text(text) => truncate_tag_value(text).0,
+                    Raw::I64(v) => buf.i128(v.into()),
+                    Raw::U64(v) => buf.u128(v.into()),
+                    Raw::I128(v) => buf.i128(v),
+                    Raw::U128(v) => buf.u128(v),
+                    Raw::F64(_) | Raw::Bool => return, // formatted by the callers
+                };
+                self.tag(key, text);
+            }
+            _ => {}
+        }
+    }
+
+    #[inline]
+    fn metric(&mut self, index: u8, raw: Raw<'_>) {
+        let Some(metric) = self.plan.metrics.get(usize::from(index)) else {
+            return;
+        };
+        match observe(metric, raw) {
+            Ok(observation) => self.observations.push((index, observation)),
+            Err(reason) => self.counters.dropped(reason, 1),
+        }
+    }
+
+    #[inline]
+    fn tag(&mut self, key: &TagKey, value: &str) {
+        self.tags_hash = self
+            .tags_hash
+            .wrapping_add(tag_hash(key.hash, hash_str(value)));
+    }
+}
+
+impl Visit for MetricVisitor<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.raw(field, Raw::I64(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.raw(field, Raw::U64(value));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.raw(field, Raw::I128(value));
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.raw(field, Raw::U128(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if let Some(FieldRole::Tag(key)) = self.plan.roles.get(field.index()) {
+            let mut text = TextBuf::new();
+            let _ = write!(text, "{value}");
+            self.tag(key, text.as_str());
+        } else {
+            self.raw(field, Raw::F64(value));
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if let Some(FieldRole::Tag(key)) = self.plan.roles.get(field.index()) {
+            self.tag(key, if value { "true" } else { "false" });
+        } else {
+            self.raw(field, Raw::Bool);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.raw(field, Raw::Text(value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match self.plan.roles.get(field.index()) {
+            Some(FieldRole::Tag(key)) => {
+                let mut text = TextBuf::new();
+                let _ = write!(text, "{value:?}");
+                self.tag(key, text.as_str());
+            }
+            Some(FieldRole::Metric(i)) => {
+                let is_set = self
+                    .plan
+                    .metrics
+                    .get(usize::from(*i))
+                    .is_some_and(|m| m.kind() == MetricKind::Set);
+                if is_set {
+                    let mut text = TextBuf::new();
+                    let _ = write!(text, "{value:?}");
+                    self.metric(*i, Raw::Text(text.as_str()));
+                } else {
+                    self.metric(*i, Raw::Bool); // not a number: counted as invalid_type
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Collects an event's tags as owned values (first sight of a series only).
+pub(crate) struct TagCollector<'a> {
+    plan: &'a EventPlan,
+    pub(crate) tags: Vec<Tag>,
+    pub(crate) truncated: bool,
+}
+
+impl<'a> TagCollector<'a> {
+    pub(crate) fn new(plan: &'a EventPlan) -> Self {
+        TagCollector {
+            plan,
+            tags: Vec::new(),
+            truncated: false,
+        }
+    }
+
+    fn push(&mut self, field: &Field, value: &str) {
+        if let Some(FieldRole::Tag(key)) = self.plan.roles.get(field.index()) {
+            let (value, truncated) = truncate_tag_value(value);
+            self.truncated |= truncated;
+            self.tags.push(Tag::new(key.key.clone(), value));
+        }
+    }
+}
+
+impl Visit for TagCollector<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, IntText::new().i128(value.into()));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field, IntText::new().u128(value.into()));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.push(field, IntText::new().i128(value));
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.push(field, IntText::new().u128(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let mut text = TextBuf::new();
+        let _ = write!(text, "{value}");
+        self.push(field, text.as_str());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, if value { "true" } else { "false" });
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if matches!(self.plan.roles.get(field.index()), Some(FieldRole::Tag(_))) {
+            let mut text = TextBuf::new();
+            let _ = write!(text, "{value:?}");
+            self.truncated |= text.truncated;
+            self.push(field, text.as_str());
+        }
+    }
+}
+
+/// Decimal text of an integer, written on the stack.
+pub(crate) struct IntText {
+    bytes: [u8; 40],
+}
+
+impl IntText {
+    pub(crate) fn new() -> Self {
+        IntText { bytes: [0; 40] }
+    }
+
+    pub(crate) fn u128(&mut self, mut value: u128) -> &str {
+        let mut at = self.bytes.len();
+        loop {
+            at -= 1;
+            self.bytes[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        std::str::from_utf8(&self.bytes[at..]).unwrap_or_default()
+    }
+
+    pub(crate) fn i128(&mut self, value: i128) -> &str {
+        if value >= 0 {
+            return self.u128(value.unsigned_abs());
+        }
+        let digits = self.u128(value.unsigned_abs()).len();
+        let at = self.bytes.len() - digits - 1;
+        self.bytes[at] = b'-';
+        std::str::from_utf8(&self.bytes[at..]).unwrap_or_default()
+    }
+}
+
+/// A stack buffer for formatted tag values, cut at [`MAX_TAG_VALUE_LEN`] bytes on a character
+/// boundary.
+pub(crate) struct TextBuf {
+    bytes: [u8; MAX_TAG_VALUE_LEN],
+    len: usize,
+    pub(crate) truncated: bool,
+}
+
+impl TextBuf {
+    pub(crate) fn new() -> Self {
+        TextBuf {
+            bytes: [0; MAX_TAG_VALUE_LEN],
+            len: 0,
+            truncated: false,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for TextBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = MAX_TAG_VALUE_LEN - self.len;
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        if take < s.len() {
+            self.truncated = true;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_render_as_decimal() {
+        assert_eq!(IntText::new().u128(0), "0");
+        assert_eq!(IntText::new().u128(u128::MAX), u128::MAX.to_string());
+        assert_eq!(IntText::new().i128(i128::MIN), i128::MIN.to_string());
+        assert_eq!(IntText::new().i128(-42), "-42");
+    }
+
+    #[test]
+    fn text_buffer_cuts_on_char_boundaries() {
+        let mut buf = TextBuf::new();
+        let _ = write!(buf, "{}", "ü".repeat(150));
+        assert!(buf.truncated);
+        assert_eq!(buf.as_str().len(), MAX_TAG_VALUE_LEN);
+    }
+
+    #[test]
+    fn observation_rules() {
+        let counter = MetricDesc::new("c", MetricKind::Counter, true, None);
+        let gauge = MetricDesc::new("g", MetricKind::Gauge, false, None);
+        let set = MetricDesc::new("s", MetricKind::Set, false, None);
+        assert!(matches!(
+            observe(&counter, Raw::I64(-1)),
+            Err(DropReason::NegativeMonotonic)
+        ));
+        assert!(matches!(
+            observe(&counter, Raw::F64(f64::NAN)),
+            Err(DropReason::NonFinite)
+        ));
+        assert!(matches!(
+            observe(&counter, Raw::Text("1")),
+            Err(DropReason::InvalidType)
+        ));
+        assert!(matches!(
+            observe(&counter, Raw::U64(u64::MAX)),
+            Ok(Observation::Number(Number::Float(_)))
+        ));
+        assert!(matches!(
+            observe(&gauge, Raw::I64(-1)),
+            Ok(Observation::Number(Number::Int(-1)))
+        ));
+        assert!(matches!(
+            observe(&set, Raw::F64(1.0)),
+            Err(DropReason::InvalidType)
+        ));
+        let (Ok(Observation::Member(a)), Ok(Observation::Member(b))) =
+            (observe(&set, Raw::U64(5)), observe(&set, Raw::Text("5")))
+        else {
+            panic!("members expected")
+        };
+        assert_eq!(a, b);
+    }
+}

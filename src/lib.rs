@@ -1,0 +1,128 @@
+//! tracing-tally turns the `tracing` spans and events a service already has into telemetry:
+//! span timings, counters, gauges, distributions and sets from field-tagged events, and captured
+//! errors with their error chain, span context and breadcrumbs. Values are aggregated on the
+//! application's threads without locks and shipped by a background flusher to pluggable sinks.
+//!
+//! # Usage
+//!
+//! One call configures everything from the environment and installs the global subscriber:
+//!
+//! ```no_run
+//! use tracing::{error, info, instrument};
+//!
+//! #[instrument]
+//! fn handle(route: &str) {
+//!     info!(monotonic_counter.requests = 1, route, status = 200);
+//!     info!(gauge.queue_depth = 7);
+//!     info!("distribution.payload@byte" = 512);
+//! }
+//!
+//! fn main() {
+//!     let _guard = tracing_tally::init(); // keep it: dropping it flushes
+//!     handle("/users");
+//!     let err = std::io::Error::other("connection reset");
+//!     error!(error = &err as &dyn std::error::Error, "query failed");
+//! }
+//! ```
+//!
+//! For explicit configuration, or to compose with other layers, use the [`Builder`]:
+//!
+//! ```
+//! use tracing_subscriber::prelude::*;
+//!
+//! let (tally, guard) = tracing_tally::Tally::builder()
+//!     .service("checkout")
+//!     .environment("prod")
+//!     .span_tags(["route"])
+//!     .jsonl_path(std::env::temp_dir().join("tally-doc.jsonl"))
+//!     .build()?;
+//! tracing::subscriber::with_default(tracing_subscriber::registry().with(tally), || {
+//!     tracing::info!(monotonic_counter.requests = 1, route = "/users");
+//! });
+//! assert!(guard.flush(std::time::Duration::from_secs(2)));
+//! # Ok::<(), tracing_tally::BuildError>(())
+//! ```
+//!
+//! # Field conventions
+//!
+//! A field named `monotonic_counter.NAME`, `counter.NAME`, `gauge.NAME`, `histogram.NAME`,
+//! `distribution.NAME`, `timing.NAME` or `set.NAME` (optionally `NAME@unit`) records a metric;
+//! the event's other fields are its tags. See [`fields`] for the full rules: accepted types,
+//! invalid values (dropped and counted, never wrapped), name and tag limits.
+//!
+//! Every span that passes the span filter (`INFO` and above by default) records its duration
+//! in milliseconds into the distribution `span.duration`, tagged `span:<name>` and with the
+//! configured span fields ([`Builder::span_tags`]).
+//!
+//! Events at `ERROR` (configurable) are captured: message, fields, the error chain of an
+//! `error = &e as &dyn Error` field, the enclosing spans' fields and ids, and the thread's last
+//! lower-level events as breadcrumbs.
+//!
+//! # Aggregation
+//!
+//! Per series and roll-up interval (10 s by default): counters keep their sum; gauges their
+//! last, min, max, sum and count; distributions their exact count, sum, min and max and a sketch
+//! whose quantiles are within 1% of the true values; sets their unique count (exact up to
+//! 1,000, then a HyperLogLog estimate). Each metric has at most 2,000 live series (and the
+//! pipeline 50,000); values of further series go to the metric's `overflow:true` series, and
+//! idle series are evicted. Only completed intervals are exported on schedule; a final or
+//! explicit flush also exports the interval in progress.
+//!
+//! # Sinks
+//!
+//! With no sink configured, records go to standard output as JSON lines ([`sink::JsonlSink`];
+//! `TALLY_JSONL` picks a file). [`sink::Sink`] is the trait to implement for others. Every sink
+//! runs on its own thread behind a bounded queue.
+//!
+//! # Shutdown and flushing
+//!
+//! The [`FlushGuard`] flushes when dropped, waiting at most its shutdown timeout (2 s by
+//! default). [`flush`] (or [`FlushGuard::flush`]) exports everything recorded so far and reports
+//! whether the sinks got it within a timeout. [`Builder::manual`] runs no background thread, for
+//! serverless functions that flush at the end of each invocation.
+//!
+//! Nothing is lost that was recorded before a flush that returned `true`. What the pipeline
+//! drops (invalid values, rate-limited errors, full queues) is counted by reason: see
+//! [`FlushGuard::stats`] and the `tally.dropped` self-metric.
+//!
+//! # Feature flags
+//!
+//! * `test-util`: [`sink::MemorySink`], an in-memory sink for tests.
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is 1.87.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(docsrs, deny(rustdoc::broken_intra_doc_links))]
+
+mod aggregate;
+mod batch;
+mod builder;
+mod config;
+mod debug;
+mod env;
+mod error;
+pub mod fields;
+mod flush;
+pub mod implementation;
+mod init;
+mod layer;
+mod pipeline;
+pub mod sink;
+mod stats;
+
+pub use builder::{Builder, Tally};
+pub use config::{
+    SummaryOutput, DEFAULT_BREADCRUMBS, DEFAULT_ERROR_BURST, DEFAULT_ERROR_QUEUE,
+    DEFAULT_ERROR_RATE, DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE_INTERVALS, DEFAULT_MAX_SERIES,
+    DEFAULT_MAX_SERIES_PER_METRIC, DEFAULT_ROLLUP_INTERVAL, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_SINK_QUEUE, DEFAULT_SPAN_METRIC,
+};
+pub use error::BuildError;
+pub use error::ExportError;
+pub use flush::FlushGuard;
+pub use init::{flush, init, try_init};
+pub use layer::TallyLayer;
+pub use sink::summary::Summary;
+pub use stats::{DropReason, Stats};

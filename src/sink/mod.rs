@@ -1,0 +1,102 @@
+//! Sinks: where batches go.
+//!
+//! A [`Sink`] receives every [`Batch`] the flusher produces. Each sink runs on its own thread
+//! (or, in manual mode, on the thread that flushes), behind a bounded queue: a slow sink never
+//! slows the application or the other sinks, and batches it cannot take are counted as dropped.
+//!
+//! The crate ships [`JsonlSink`] (the local default) and, with the `test-util` feature,
+//! [`MemorySink`]. Implement [`Sink`] for anything else:
+//!
+//! ```
+//! use tracing_tally::sink::{Batch, Sink};
+//! use tracing_tally::ExportError;
+//!
+//! struct CountingSink(u64);
+//!
+//! impl Sink for CountingSink {
+//!     fn name(&self) -> &str {
+//!         "counting"
+//!     }
+//!
+//!     fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+//!         self.0 += batch.metrics().len() as u64;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! use tracing_subscriber::prelude::*;
+//!
+//! let (layer, guard) = tracing_tally::Tally::builder().sink(CountingSink(0)).build()?;
+//! let subscriber = tracing_subscriber::registry().with(layer);
+//! # drop((subscriber, guard));
+//! # Ok::<(), tracing_tally::BuildError>(())
+//! ```
+
+mod jsonl;
+#[cfg(feature = "test-util")]
+mod memory;
+pub(crate) mod summary;
+
+use std::time::Instant;
+
+pub use crate::batch::*;
+pub use crate::error::{ExportError, ExportErrorKind};
+pub use jsonl::{encode_batch, JsonlSink};
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub use memory::MemorySink;
+
+/// A destination for batches.
+///
+/// Sinks are owned by one thread (their worker, or the flushing thread in manual mode), so they
+/// need `Send` but not `Sync`, and take `&mut self`. A sink must not block past the deadlines it
+/// is given; a panic inside it is caught and counted.
+pub trait Sink: Send + 'static {
+    /// A short name for diagnostics and self-metrics (`jsonl`, `sentry`, ...).
+    fn name(&self) -> &str;
+
+    /// Exports one batch.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error when the batch could not be exported; its records are counted as dropped
+    /// (`sink_error`).
+    fn export(&mut self, batch: &Batch) -> Result<(), ExportError>;
+
+    /// Makes sure everything exported so far has reached its destination, by `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error when that could not be done; the flush that asked reports failure.
+    fn flush(&mut self, deadline: Instant) -> Result<(), ExportError> {
+        let _ = deadline;
+        Ok(())
+    }
+
+    /// Flushes and releases resources; the sink receives nothing afterwards.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sink::flush`].
+    fn shutdown(&mut self, deadline: Instant) -> Result<(), ExportError> {
+        self.flush(deadline)
+    }
+}
+
+impl<T: Sink + ?Sized> Sink for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        (**self).export(batch)
+    }
+
+    fn flush(&mut self, deadline: Instant) -> Result<(), ExportError> {
+        (**self).flush(deadline)
+    }
+
+    fn shutdown(&mut self, deadline: Instant) -> Result<(), ExportError> {
+        (**self).shutdown(deadline)
+    }
+}

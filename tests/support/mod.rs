@@ -1,0 +1,159 @@
+//! Shared test helpers: a capturing sink and a pipeline on a scoped dispatcher.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+use tracing_tally::sink::{Batch, ErrorEvent, MetricRecord, MetricValue, Sink};
+use tracing_tally::{Builder, ExportError, FlushGuard, Tally};
+
+/// A sink that keeps every batch.
+#[derive(Clone, Default)]
+pub(crate) struct Capture {
+    batches: Arc<Mutex<Vec<Batch>>>,
+}
+
+impl Capture {
+    pub(crate) fn batches(&self) -> Vec<Batch> {
+        self.batches.lock().unwrap().clone()
+    }
+
+    /// Every metric record, self-metrics (`tally.*`) left out.
+    pub(crate) fn metrics(&self) -> Vec<MetricRecord> {
+        self.batches()
+            .iter()
+            .flat_map(|b| b.metrics().to_vec())
+            .filter(|r| !r.name().starts_with("tally."))
+            .collect()
+    }
+
+    pub(crate) fn self_metrics(&self) -> Vec<MetricRecord> {
+        self.batches()
+            .iter()
+            .flat_map(|b| b.metrics().to_vec())
+            .filter(|r| r.name().starts_with("tally."))
+            .collect()
+    }
+
+    pub(crate) fn errors(&self) -> Vec<ErrorEvent> {
+        self.batches()
+            .iter()
+            .flat_map(|b| b.errors().to_vec())
+            .collect()
+    }
+
+    pub(crate) fn named(&self, name: &str) -> Vec<MetricRecord> {
+        self.metrics()
+            .into_iter()
+            .filter(|r| r.name() == name)
+            .collect()
+    }
+
+    /// Sum of a counter over all records whose tags include `tags`.
+    pub(crate) fn counter(&self, name: &str, tags: &[(&str, &str)]) -> f64 {
+        self.named(name)
+            .iter()
+            .filter(|r| has_tags(r, tags))
+            .map(|r| match r.value() {
+                MetricValue::Counter(c) => c.sum(),
+                other => panic!("{name} is not a counter: {other:?}"),
+            })
+            .sum()
+    }
+
+    /// Exact integer sum of a counter.
+    pub(crate) fn counter_exact(&self, name: &str, tags: &[(&str, &str)]) -> i128 {
+        self.named(name)
+            .iter()
+            .filter(|r| has_tags(r, tags))
+            .map(|r| match r.value() {
+                MetricValue::Counter(c) => c.exact_integer().expect("integer increments"),
+                other => panic!("{name} is not a counter: {other:?}"),
+            })
+            .sum()
+    }
+
+    /// The distinct tag sets of a metric's records.
+    pub(crate) fn series_of(&self, name: &str) -> Vec<Vec<(String, String)>> {
+        let mut out: Vec<Vec<(String, String)>> = self
+            .named(name)
+            .iter()
+            .map(|r| {
+                r.tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect()
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub(crate) fn clear(&self) {
+        self.batches.lock().unwrap().clear();
+    }
+}
+
+pub(crate) fn has_tags(record: &MetricRecord, tags: &[(&str, &str)]) -> bool {
+    tags.iter().all(|(k, v)| {
+        record
+            .tags()
+            .iter()
+            .any(|t| t.key() == *k && t.value() == *v)
+    })
+}
+
+impl Sink for Capture {
+    fn name(&self) -> &str {
+        "capture"
+    }
+
+    fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        self.batches.lock().unwrap().push(batch.clone());
+        Ok(())
+    }
+}
+
+/// A pipeline with a capturing sink, installed on a dispatcher the test scopes itself.
+pub(crate) struct Harness {
+    pub(crate) dispatch: Dispatch,
+    pub(crate) guard: FlushGuard,
+    pub(crate) capture: Capture,
+}
+
+impl Harness {
+    /// Builds with `builder` (no host tag, no other sink) plus a capturing sink.
+    pub(crate) fn new(builder: Builder) -> Harness {
+        let capture = Capture::default();
+        let (layer, guard) = builder
+            .host(None)
+            .sink(capture.clone())
+            .build()
+            .expect("build");
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+        Harness {
+            dispatch,
+            guard,
+            capture,
+        }
+    }
+
+    /// A manual-mode pipeline: nothing is exported until `flush`.
+    pub(crate) fn manual() -> Harness {
+        Harness::new(Tally::builder().manual())
+    }
+
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        tracing::dispatcher::with_default(&self.dispatch, f)
+    }
+
+    pub(crate) fn flush(&self) {
+        assert!(
+            self.guard.flush(Duration::from_secs(5)),
+            "flush did not complete"
+        );
+    }
+}
