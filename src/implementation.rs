@@ -57,7 +57,11 @@
 //!
 //! # Re-entrancy
 //!
-//! The flusher and sink threads run with a no-op default dispatcher, so nothing they do (an
-//! HTTP client's own logging, say) reaches the layer. On application threads, the thread-local
-//! state is borrowed for the whole callback: an event emitted from inside the layer (by a
-//! field's `Debug` implementation) finds it borrowed and is counted and ignored.
+//! On application threads, the thread-local state is borrowed for the whole callback: an event
+//! emitted from inside the layer (by a field's `Debug` implementation) finds it borrowed and is
+//! counted (`reentrant`) and ignored instead of recursing.
+//!
+//! The flusher and sink threads mark themselves so that the layer ignores everything they emit
+//! (an HTTP client's own logging, say); other layers still see those events. They do not install
+//! a no-op scoped dispatcher for themselves: a scoped dispatcher that lives as long as a thread
+//! makes tracing-core take its slower scoped path for every event of every thread.

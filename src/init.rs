@@ -22,6 +22,9 @@ use crate::sink::summary::Summary;
 /// Any [`BuildError`] of [`Builder::build`](crate::Builder::build) (an invalid variable names
 /// itself), and [`BuildError::AlreadyInitialized`] when a global subscriber is already set.
 pub fn try_init() -> Result<FlushGuard, BuildError> {
+    if tracing_core::dispatcher::has_been_set() {
+        return Err(BuildError::AlreadyInitialized);
+    }
     let (tally, guard) = Tally::builder().from_env().build()?;
     let fmt = std::env::var("RUST_LOG")
         .ok()

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::hash::{hash_str, series_hash, tag_hash, BuildPassThrough};
+use super::hash::{hash_str, hash_value_text, series_hash, tag_hash, BuildPassThrough};
 use super::series::{MetricDesc, SeriesEntry};
 use crate::batch::{MetricKind, Tag};
 
@@ -173,7 +173,10 @@ impl Registry {
 pub(crate) fn overflow_hash(metric: &MetricDesc) -> u64 {
     series_hash(
         metric.hash,
-        tag_hash(hash_str(OVERFLOW_TAG.0), hash_str(OVERFLOW_TAG.1)),
+        tag_hash(
+            hash_str(OVERFLOW_TAG.0),
+            hash_value_text(OVERFLOW_TAG.1.as_bytes()),
+        ),
     )
 }
 

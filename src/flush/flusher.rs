@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::sinks::SinkHandle;
 use super::ticket::FlushTicket;
 use crate::aggregate::cell::{Accumulator, Cell};
-use crate::aggregate::hash::{hash_str, series_hash, tag_hash};
+use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::SeriesEntry;
 use crate::batch::{
     Batch, CounterValue, DistributionValue, GaugeValue, MetricKind, MetricRecord, MetricValue,
@@ -216,7 +216,9 @@ impl SelfMetrics {
                     .registry
                     .metric(name, kind, kind == MetricKind::Counter, unit);
                 let tags: Vec<Tag> = reason.map(|r| Tag::new("reason", r)).into_iter().collect();
-                let tags_hash = reason.map_or(0, |r| tag_hash(hash_str("reason"), hash_str(r)));
+                let tags_hash = reason.map_or(0, |r| {
+                    tag_hash(hash_str("reason"), hash_value_text(r.as_bytes()))
+                });
                 let hash = series_hash(metric.hash, tags_hash);
                 Arc::new(SeriesEntry::new(hash, metric, tags, false, 0))
             })

@@ -32,7 +32,9 @@ enum Mode {
         thread: Mutex<Option<JoinHandle<()>>>,
     },
     /// No thread: flushes run on the caller (serverless).
-    Manual { flusher: Mutex<Option<Box<Flusher>>> },
+    Manual {
+        flusher: Mutex<Option<Box<Flusher>>>,
+    },
 }
 
 /// The control side of a pipeline: flush, stats, summary, shutdown.
@@ -55,8 +57,8 @@ impl Drop for ResetOnDrop {
     }
 }
 
-/// The pipeline that [`crate::flush`] flushes: the most recently built one still alive.
-static CURRENT: Mutex<Option<Weak<Control>>> = Mutex::new(None);
+/// Every pipeline built, newest last: [`crate::flush`] flushes the newest one still alive.
+static PIPELINES: Mutex<Vec<Weak<Control>>> = Mutex::new(Vec::new());
 
 impl Control {
     /// Starts the flusher (a thread, unless in manual mode).
@@ -82,17 +84,20 @@ impl Control {
             mode,
             totals,
         });
-        *CURRENT.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::downgrade(&control));
+        let mut pipelines = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
+        pipelines.retain(|p| p.strong_count() > 0);
+        pipelines.push(Arc::downgrade(&control));
         Ok(control)
     }
 
     /// The pipeline `tracing_tally::flush` acts on.
     pub(crate) fn current() -> Option<Arc<Control>> {
-        CURRENT
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .and_then(Weak::upgrade)
+        let pipelines = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
+        pipelines
+            .iter()
+            .rev()
+            .filter_map(Weak::upgrade)
+            .find(|c| !c.shared.is_closed())
     }
 
     /// Exports everything recorded so far and waits until every sink has it, or `timeout`.

@@ -6,7 +6,6 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
-use tracing_core::Dispatch;
 
 use super::ticket::FlushTicket;
 use crate::batch::Batch;
@@ -90,22 +89,21 @@ impl SinkHandle {
         let mut runner = Runner { sink, shared };
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             // Nothing this thread does may feed events back into the layer.
-            tracing_core::dispatcher::with_default(&Dispatch::none(), || {
-                for message in inbox {
-                    match message {
-                        Message::Export(batch) => runner.export(&batch),
-                        Message::Flush(ticket) => {
-                            let ok = runner.flush(ticket.deadline, false);
-                            ticket.complete(ok);
-                        }
-                        Message::Shutdown(ticket) => {
-                            let ok = runner.flush(ticket.deadline, true);
-                            ticket.complete(ok);
-                            return;
-                        }
+            crate::layer::local::suppress_this_thread();
+            for message in inbox {
+                match message {
+                    Message::Export(batch) => runner.export(&batch),
+                    Message::Flush(ticket) => {
+                        let ok = runner.flush(ticket.deadline, false);
+                        ticket.complete(ok);
+                    }
+                    Message::Shutdown(ticket) => {
+                        let ok = runner.flush(ticket.deadline, true);
+                        ticket.complete(ok);
+                        return;
                     }
                 }
-            });
+            }
         })?;
         Ok(SinkHandle::Threaded {
             queue,

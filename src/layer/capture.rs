@@ -76,7 +76,7 @@ pub(crate) fn capture<S>(
                 name: span.name(),
                 target: span.metadata().target(),
                 span_id: SpanId(data.span_id),
-                fields: data.fields.clone(),
+                fields: data.fields.to_vec(),
             });
             // The scope ends at the root: its trace id is the trace's.
             trace_id = Some(TraceId(data.trace_id));

@@ -40,6 +40,9 @@ impl<S> Filter<S> for CallsiteFilter {
         }
         // Below the error and breadcrumb levels only metric events matter; spans with a span
         // filter: the cached verdict. Both come from the callsite's plan.
+        if let Some(verdict) = self.plans.verdict(meta) {
+            return verdict;
+        }
         with_thread(&self.plans.shared, |ts| {
             match ts.plans.get(meta, &self.plans) {
                 Plan::Event(plan) => plan.has_metrics(),

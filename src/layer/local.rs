@@ -33,6 +33,16 @@ thread_local! {
     };
 }
 
+/// Makes the layer ignore every event and span of this thread from now on (flusher and sink
+/// threads). Other layers still see them.
+///
+/// This is not `dispatcher::with_default(&Dispatch::none(), ..)`: a scoped dispatcher that
+/// lives as long as the thread would make tracing-core take its slower scoped-dispatch path for
+/// every event of every thread in the process.
+pub(crate) fn suppress_this_thread() {
+    let _ = LOCAL.try_with(|local| local.suppressed.set(true));
+}
+
 /// Runs `f` with the layer ignoring this thread's events, so a sink that logs through `tracing`
 /// while it runs on an application thread (manual mode) cannot feed the pipeline.
 pub(crate) fn suppressed<R>(f: impl FnOnce() -> R) -> R {
@@ -207,7 +217,7 @@ pub(crate) fn with_thread<R>(
             return None;
         };
         if local.suppressed.get() {
-            shared.counters.dropped(DropReason::Reentrant, 1);
+            // The pipeline's own work: not telemetry the application asked for.
             return None;
         }
         let epoch = shared.epoch();

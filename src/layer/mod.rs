@@ -15,13 +15,13 @@
 mod breadcrumbs;
 mod capture;
 mod filter;
+mod guard;
 pub(crate) mod local;
 pub(crate) mod plan;
 mod span;
 mod visit;
 
 use std::any::TypeId;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use tracing_core::span::{Attributes, Id, Record};
@@ -37,7 +37,7 @@ use self::plan::{EventPlan, Plan, Plans};
 use self::visit::{MetricVisitor, Observation, TagCollector};
 use crate::aggregate::hash::series_hash;
 use crate::pipeline::Shared;
-use crate::stats::{Counters, DropReason};
+use crate::stats::Counters;
 
 /// The tracing-tally layer. Build it with [`Tally::builder`](crate::Tally::builder).
 ///
@@ -161,13 +161,14 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    /// Runs `f` with this thread's state, catching panics (counted) and re-entrancy.
+    /// Runs `f` with this thread's state (ignoring re-entrant calls, counted).
+    ///
+    /// Application code runs inside the layer only where it formats a field (`Debug`, `Display`,
+    /// `Error`); those calls are guarded one by one ([`guard`]), so the hot path itself pays for
+    /// no `catch_unwind`.
     #[inline]
     fn run(&self, f: impl FnOnce(&mut ThreadState)) {
-        let shared = &self.plans.shared;
-        if catch_unwind(AssertUnwindSafe(|| with_thread(shared, f))).is_err() {
-            shared.counters.dropped(DropReason::Panic, 1);
-        }
+        let _ = with_thread(&self.plans.shared, f);
     }
 
     fn event<S>(&self, ts: &mut ThreadState, event: &Event<'_>, ctx: &Context<'_, S>)
@@ -183,10 +184,17 @@ impl Recorder {
         if plan.has_metrics() {
             record_metrics(plans, plan, &mut ts.series, epoch, event, ctx);
         }
+        // Error capture and breadcrumbs format whole events (messages, error chains): guard
+        // them as a whole.
+        let counters = &plans.shared.counters;
         if plan.error.is_some() {
-            capture::capture(plans, plan, &ts.breadcrumbs, event, ctx);
+            let breadcrumbs = &ts.breadcrumbs;
+            guard::user_code(counters, || {
+                capture::capture(plans, plan, breadcrumbs, event, ctx)
+            });
         } else if plan.breadcrumb {
-            ts.breadcrumbs.push(event);
+            let breadcrumbs = &mut ts.breadcrumbs;
+            guard::user_code(counters, || breadcrumbs.push(event));
         }
     }
 }
@@ -206,6 +214,11 @@ fn record_metrics<S>(
     let shared = &plans.shared;
     let mut visitor = MetricVisitor::new(plan, &shared.counters);
     event.record(&mut visitor);
+    if visitor.panicked {
+        // A field's `Debug`/`Display` panicked: the series is unknown, drop the event.
+        shared.counters.dropped(crate::stats::DropReason::Panic, 1);
+        return;
+    }
     if visitor.observations.is_empty() {
         return;
     }

@@ -7,13 +7,13 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use smallvec::SmallVec;
 use tracing_core::{Level, LevelFilter, Metadata};
 
-use crate::aggregate::hash::{hash_str, tag_hash, BuildPassThrough};
+use crate::aggregate::hash::{hash_str, hash_value_text, tag_hash, BuildPassThrough};
 use crate::aggregate::series::MetricDesc;
 use crate::batch::MetricKind;
 use crate::fields::{self, FieldName};
@@ -80,6 +80,7 @@ pub(crate) struct EventPlan {
 }
 
 impl EventPlan {
+    #[inline]
     pub(crate) fn has_metrics(&self) -> bool {
         !self.metrics.is_empty()
     }
@@ -118,6 +119,7 @@ pub(crate) enum Plan {
 
 impl Plan {
     /// Whether the layer wants to see the callsite at all.
+    #[inline]
     pub(crate) fn is_interesting(&self) -> bool {
         match self {
             Plan::Event(e) => e.has_metrics() || e.error.is_some() || e.breadcrumb,
@@ -127,11 +129,53 @@ impl Plan {
     }
 }
 
+const VERDICTS: usize = 1024;
+
+/// Whether each callsite interests the layer, readable with one atomic load: the filter asks
+/// for every event that reaches it, so this must be cheaper than the plan lookup.
+///
+/// A slot holds a callsite's address (metadata is 8-byte aligned) with bit 1 set and bit 0 the
+/// verdict; a collision just sends the filter to the plan table.
+struct Verdicts {
+    slots: Box<[AtomicUsize; VERDICTS]>,
+}
+
+impl Verdicts {
+    fn new() -> Self {
+        Verdicts {
+            slots: Box::new([const { AtomicUsize::new(0) }; VERDICTS]),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, key: usize) -> &AtomicUsize {
+        &self.slots[((key >> 3) ^ (key >> 13)) % VERDICTS]
+    }
+
+    #[inline]
+    fn get(&self, key: usize) -> Option<bool> {
+        let value = self.slot(key).load(Ordering::Relaxed);
+        (value & !0b11 == key).then_some(value & 1 == 1)
+    }
+
+    fn set(&self, key: usize, interesting: bool) {
+        self.slot(key)
+            .store(key | 0b10 | usize::from(interesting), Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Verdicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verdicts").finish_non_exhaustive()
+    }
+}
+
 /// Every plan of a pipeline, built on first sight of each callsite.
 #[derive(Debug)]
 pub(crate) struct Plans {
     pub(crate) shared: Arc<Shared>,
     table: RwLock<HashMap<usize, Arc<Plan>, BuildPassThrough>>,
+    verdicts: Verdicts,
     /// The configured span tags, in configuration order (at most 64).
     pub(crate) span_tag_keys: Box<[TagKey]>,
     event_level: LevelFilter,
@@ -150,6 +194,7 @@ impl Plans {
         Plans {
             shared,
             table: RwLock::default(),
+            verdicts: Verdicts::new(),
             span_tag_keys,
             event_level,
         }
@@ -169,10 +214,18 @@ impl Plans {
             self.build_event(meta)
         });
         let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
-        match table.entry(key) {
+        let plan = match table.entry(key) {
             Entry::Occupied(existing) => existing.get().clone(),
             Entry::Vacant(slot) => slot.insert(plan).clone(),
-        }
+        };
+        self.verdicts.set(key, plan.is_interesting());
+        plan
+    }
+
+    /// Whether the callsite interests the layer, if known without building its plan.
+    #[inline]
+    pub(crate) fn verdict(&self, meta: &Metadata<'_>) -> Option<bool> {
+        self.verdicts.get(callsite_key(meta))
     }
 
     fn span_passes(&self, meta: &Metadata<'_>) -> bool {
@@ -222,7 +275,7 @@ impl Plans {
         Plan::Span(SpanPlan {
             duration,
             busy_idle,
-            name_tag: tag_hash(hash_str(SPAN_TAG), hash_str(meta.name())),
+            name_tag: tag_hash(hash_str(SPAN_TAG), hash_value_text(meta.name().as_bytes())),
             tag_fields,
         })
     }

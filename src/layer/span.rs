@@ -13,12 +13,13 @@ use tracing_core::Subscriber;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::guard;
 use super::local::{Series, ThreadState};
 use super::plan::{Plan, Plans, SpanPlan, SPAN_TAG};
 use crate::aggregate::cell::Number;
-use crate::aggregate::hash::{hash_str, series_hash, tag_hash};
+use crate::aggregate::hash::{hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::MetricDesc;
-use crate::batch::{FieldValue, Fields, Tag};
+use crate::batch::{FieldValue, Tag};
 use crate::fields::truncate_tag_value;
 use crate::pipeline::clock;
 use crate::stats::Counters;
@@ -49,7 +50,8 @@ pub(crate) struct SpanData {
     pub(crate) span_id: u64,
     pub(crate) trace_id: u128,
     pub(crate) tags: SmallVec<[SpanTag; 2]>,
-    pub(crate) fields: Fields,
+    /// Inline for the usual handful of fields: the span's one allocation is its extension box.
+    pub(crate) fields: SmallVec<[(&'static str, FieldValue); 2]>,
     busy_idle: Option<BusyIdle>,
 }
 
@@ -60,7 +62,7 @@ impl SpanData {
             span_id: 0,
             trace_id: 0,
             tags: SmallVec::new(),
-            fields: Vec::new(),
+            fields: SmallVec::new(),
             busy_idle: None,
         }
     }
@@ -104,7 +106,7 @@ impl SpanVisitor<'_> {
                 self.data.set_tag(SpanTag {
                     index: *index,
                     value: text.into(),
-                    hash: tag_hash(key.hash, hash_str(text)),
+                    hash: tag_hash(key.hash, hash_value_text(text.as_bytes())),
                 });
             }
         }
@@ -167,7 +169,10 @@ impl Visit for SpanVisitor<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.wants(field) {
-            self.value(field, FieldValue::Text(format!("{value:?}")));
+            let counters = &self.plans.shared.counters;
+            if let Some(text) = guard::user_code(counters, || format!("{value:?}")) {
+                self.value(field, FieldValue::Text(text));
+            }
         }
     }
 }

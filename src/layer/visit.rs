@@ -10,9 +10,10 @@ use std::fmt::{self, Write as _};
 use smallvec::SmallVec;
 use tracing_core::field::{Field, Visit};
 
+use super::guard;
 use super::plan::{EventPlan, FieldRole, TagKey};
 use crate::aggregate::cell::Number;
-use crate::aggregate::hash::{hash_str, tag_hash};
+use crate::aggregate::hash::{hash_bytes, hash_integer, hash_unsigned, hash_value_text, tag_hash};
 use crate::aggregate::series::MetricDesc;
 use crate::batch::{MetricKind, Tag};
 use crate::fields::{truncate_tag_value, MAX_TAG_VALUE_LEN};
@@ -26,25 +27,24 @@ pub(crate) enum Observation {
     Member(u64),
 }
 
-/// A raw field value, before it is checked against its metric's kind.
+/// A raw metric value, before it is checked against its metric's kind.
 #[derive(Clone, Copy)]
 enum Raw<'a> {
-    I64(i64),
-    U64(u64),
-    I128(i128),
+    Int(i128),
     U128(u128),
     F64(f64),
     Text(&'a str),
-    Bool,
+    /// A boolean, or a `Debug` value for a numeric kind: never a valid metric value.
+    Invalid,
 }
 
 /// Integers up to 2^32 in magnitude are summed exactly in an `i64` cell, which cannot overflow
 /// before 2^31 such increments in one interval on one thread; larger ones are summed as floats.
-const EXACT_INTEGER_LIMIT: i128 = 1 << 32;
+const EXACT_INTEGER_LIMIT: u128 = 1 << 32;
 
 #[inline]
 fn integer(value: i128) -> Number {
-    if value.unsigned_abs() <= EXACT_INTEGER_LIMIT as u128 {
+    if value.unsigned_abs() <= EXACT_INTEGER_LIMIT {
         Number::Int(value as i64)
     } else {
         Number::Float(value as f64)
@@ -52,29 +52,24 @@ fn integer(value: i128) -> Number {
 }
 
 /// Checks a value against its metric: the documented conversion rules.
+#[inline]
 fn observe(metric: &MetricDesc, raw: Raw<'_>) -> Result<Observation, DropReason> {
     if metric.kind() == MetricKind::Set {
-        let mut buf = IntText::new();
         return match raw {
-            Raw::Text(text) => Ok(Observation::Member(hash_str(text))),
-            Raw::I64(v) => Ok(Observation::Member(hash_str(buf.i128(v.into())))),
-            Raw::U64(v) => Ok(Observation::Member(hash_str(buf.u128(v.into())))),
-            Raw::I128(v) => Ok(Observation::Member(hash_str(buf.i128(v)))),
-            Raw::U128(v) => Ok(Observation::Member(hash_str(buf.u128(v)))),
-            Raw::F64(_) | Raw::Bool => Err(DropReason::InvalidType),
+            Raw::Text(text) => Ok(Observation::Member(hash_value_text(text.as_bytes()))),
+            Raw::Int(v) => Ok(Observation::Member(hash_integer(v))),
+            Raw::U128(v) => Ok(Observation::Member(hash_unsigned(v))),
+            Raw::F64(_) | Raw::Invalid => Err(DropReason::InvalidType),
         };
     }
-    let monotonic = metric.is_monotonic();
     let number = match raw {
-        Raw::I64(v) => integer(v.into()),
-        Raw::U64(v) => integer(v.into()),
-        Raw::I128(v) => integer(v),
+        Raw::Int(v) => integer(v),
         Raw::U128(v) => i128::try_from(v).map_or(Number::Float(v as f64), integer),
         Raw::F64(v) if !v.is_finite() => return Err(DropReason::NonFinite),
         Raw::F64(v) => Number::Float(v),
-        Raw::Text(_) | Raw::Bool => return Err(DropReason::InvalidType),
+        Raw::Text(_) | Raw::Invalid => return Err(DropReason::InvalidType),
     };
-    if monotonic && number.as_f64() < 0.0 {
+    if metric.is_monotonic() && number.as_f64() < 0.0 {
         return Err(DropReason::NegativeMonotonic);
     }
     Ok(Observation::Number(number))
@@ -88,36 +83,25 @@ pub(crate) struct MetricVisitor<'a> {
     pub(crate) tags_hash: u64,
     /// `(metric index, observation)` for every valid metric value.
     pub(crate) observations: SmallVec<[(u8, Observation); 2]>,
+    /// Set when formatting a field panicked: the event is dropped (counted once).
+    pub(crate) panicked: bool,
 }
 
 impl<'a> MetricVisitor<'a> {
+    #[inline]
     pub(crate) fn new(plan: &'a EventPlan, counters: &'a Counters) -> Self {
         MetricVisitor {
             plan,
             counters,
             tags_hash: 0,
             observations: SmallVec::new(),
+            panicked: false,
         }
     }
 
     #[inline]
-    fn raw(&mut self, field: &Field, raw: Raw<'_>) {
-        match self.plan.roles.get(field.index()) {
-            Some(FieldRole::Metric(i)) => self.metric(*i, raw),
-            Some(FieldRole::Tag(key)) => {
-                let mut buf = IntText::new();
-                let text = match raw {
-                    Raw::Text(text) => truncate_tag_value(text).0,
-                    Raw::I64(v) => buf.i128(v.into()),
-                    Raw::U64(v) => buf.u128(v.into()),
-                    Raw::I128(v) => buf.i128(v),
-                    Raw::U128(v) => buf.u128(v),
-                    Raw::F64(_) | Raw::Bool => return, // formatted by the callers
-                };
-                self.tag(key, text);
-            }
-            _ => {}
-        }
+    fn role(&self, field: &Field) -> Option<&'a FieldRole> {
+        self.plan.roles.get(field.index())
     }
 
     #[inline]
@@ -132,58 +116,38 @@ impl<'a> MetricVisitor<'a> {
     }
 
     #[inline]
-    fn tag(&mut self, key: &TagKey, value: &str) {
-        self.tags_hash = self
-            .tags_hash
-            .wrapping_add(tag_hash(key.hash, hash_str(value)));
-    }
-}
-
-impl Visit for MetricVisitor<'_> {
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.raw(field, Raw::I64(value));
+    fn tag(&mut self, key: &TagKey, value_hash: u64) {
+        self.tags_hash = self.tags_hash.wrapping_add(tag_hash(key.hash, value_hash));
     }
 
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.raw(field, Raw::U64(value));
-    }
-
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        self.raw(field, Raw::I128(value));
-    }
-
-    fn record_u128(&mut self, field: &Field, value: u128) {
-        self.raw(field, Raw::U128(value));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if let Some(FieldRole::Tag(key)) = self.plan.roles.get(field.index()) {
-            let mut text = TextBuf::new();
-            let _ = write!(text, "{value}");
-            self.tag(key, text.as_str());
-        } else {
-            self.raw(field, Raw::F64(value));
+    #[inline]
+    fn integer(&mut self, field: &Field, value: i128) {
+        match self.role(field) {
+            Some(FieldRole::Metric(i)) => self.metric(*i, Raw::Int(value)),
+            Some(FieldRole::Tag(key)) => self.tag(key, hash_integer(value)),
+            _ => {}
         }
     }
 
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if let Some(FieldRole::Tag(key)) = self.plan.roles.get(field.index()) {
-            self.tag(key, if value { "true" } else { "false" });
-        } else {
-            self.raw(field, Raw::Bool);
+    /// Formats a value with application code, guarded.
+    fn format(&mut self, format: impl FnOnce(&mut TextBuf)) -> Option<TextBuf> {
+        let mut text = TextBuf::new();
+        match guard::quietly(|| format(&mut text)) {
+            Some(()) => Some(text),
+            None => {
+                self.panicked = true;
+                None
+            }
         }
     }
 
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.raw(field, Raw::Text(value));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        match self.plan.roles.get(field.index()) {
+    /// A formatted value: a tag, or a member of a set (any other metric refuses it).
+    fn formatted(&mut self, field: &Field, format: impl FnOnce(&mut TextBuf)) {
+        match self.role(field) {
             Some(FieldRole::Tag(key)) => {
-                let mut text = TextBuf::new();
-                let _ = write!(text, "{value:?}");
-                self.tag(key, text.as_str());
+                if let Some(text) = self.format(format) {
+                    self.tag(key, hash_value_text(text.as_str().as_bytes()));
+                }
             }
             Some(FieldRole::Metric(i)) => {
                 let is_set = self
@@ -192,15 +156,76 @@ impl Visit for MetricVisitor<'_> {
                     .get(usize::from(*i))
                     .is_some_and(|m| m.kind() == MetricKind::Set);
                 if is_set {
-                    let mut text = TextBuf::new();
-                    let _ = write!(text, "{value:?}");
-                    self.metric(*i, Raw::Text(text.as_str()));
+                    if let Some(text) = self.format(format) {
+                        self.metric(*i, Raw::Text(text.as_str()));
+                    }
                 } else {
-                    self.metric(*i, Raw::Bool); // not a number: counted as invalid_type
+                    self.metric(*i, Raw::Invalid);
                 }
             }
             _ => {}
         }
+    }
+}
+
+impl Visit for MetricVisitor<'_> {
+    #[inline]
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.integer(field, value.into());
+    }
+
+    #[inline]
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.integer(field, value.into());
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.integer(field, value);
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match self.role(field) {
+            Some(FieldRole::Metric(i)) => self.metric(*i, Raw::U128(value)),
+            Some(FieldRole::Tag(key)) => self.tag(key, hash_unsigned(value)),
+            _ => {}
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        match self.role(field) {
+            Some(FieldRole::Metric(i)) => self.metric(*i, Raw::F64(value)),
+            Some(FieldRole::Tag(_)) => self.formatted(field, |text| {
+                let _ = write!(text, "{value}");
+            }),
+            _ => {}
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        match self.role(field) {
+            Some(FieldRole::Metric(i)) => self.metric(*i, Raw::Invalid),
+            Some(FieldRole::Tag(key)) => {
+                self.tag(key, hash_bytes(if value { b"true" } else { b"false" }));
+            }
+            _ => {}
+        }
+    }
+
+    #[inline]
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match self.role(field) {
+            Some(FieldRole::Metric(i)) => self.metric(*i, Raw::Text(value)),
+            Some(FieldRole::Tag(key)) => {
+                self.tag(key, hash_value_text(truncate_tag_value(value).0.as_bytes()));
+            }
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.formatted(field, |text| {
+            let _ = write!(text, "{value:?}");
+        });
     }
 }
 
@@ -231,19 +256,19 @@ impl<'a> TagCollector<'a> {
 
 impl Visit for TagCollector<'_> {
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push(field, IntText::new().i128(value.into()));
+        self.push(field, IntText::text(IntText::new().i128(value.into())));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push(field, IntText::new().u128(value.into()));
+        self.push(field, IntText::text(IntText::new().u128(value.into())));
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.push(field, IntText::new().i128(value));
+        self.push(field, IntText::text(IntText::new().i128(value)));
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.push(field, IntText::new().u128(value));
+        self.push(field, IntText::text(IntText::new().u128(value)));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -263,44 +288,73 @@ impl Visit for TagCollector<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if matches!(self.plan.roles.get(field.index()), Some(FieldRole::Tag(_))) {
             let mut text = TextBuf::new();
-            let _ = write!(text, "{value:?}");
-            self.truncated |= text.truncated;
-            self.push(field, text.as_str());
+            match guard::quietly(|| write!(text, "{value:?}")) {
+                Some(_) => {
+                    self.truncated |= text.truncated;
+                    self.push(field, text.as_str());
+                }
+                None => self.push(field, "<panicked>"),
+            }
         }
     }
 }
 
-/// Decimal text of an integer, written on the stack.
+/// Decimal text of an integer, written on the stack (ASCII bytes).
 pub(crate) struct IntText {
     bytes: [u8; 40],
 }
 
 impl IntText {
+    #[inline]
     pub(crate) fn new() -> Self {
         IntText { bytes: [0; 40] }
     }
 
-    pub(crate) fn u128(&mut self, mut value: u128) -> &str {
+    /// Writes the digits of `value` at the end of the buffer; returns where they start.
+    #[inline]
+    fn digits(&mut self, value: u128) -> usize {
         let mut at = self.bytes.len();
+        // 64-bit division is much cheaper than 128-bit: use it whenever the value fits.
+        if let Ok(mut small) = u64::try_from(value) {
+            loop {
+                at -= 1;
+                self.bytes[at] = b'0' + (small % 10) as u8;
+                small /= 10;
+                if small == 0 {
+                    return at;
+                }
+            }
+        }
+        let mut value = value;
         loop {
             at -= 1;
             self.bytes[at] = b'0' + (value % 10) as u8;
             value /= 10;
             if value == 0 {
-                break;
+                return at;
             }
         }
-        std::str::from_utf8(&self.bytes[at..]).unwrap_or_default()
     }
 
-    pub(crate) fn i128(&mut self, value: i128) -> &str {
-        if value >= 0 {
-            return self.u128(value.unsigned_abs());
+    #[inline]
+    pub(crate) fn u128(&mut self, value: u128) -> &[u8] {
+        let at = self.digits(value);
+        &self.bytes[at..]
+    }
+
+    #[inline]
+    pub(crate) fn i128(&mut self, value: i128) -> &[u8] {
+        let mut at = self.digits(value.unsigned_abs());
+        if value < 0 {
+            at -= 1;
+            self.bytes[at] = b'-';
         }
-        let digits = self.u128(value.unsigned_abs()).len();
-        let at = self.bytes.len() - digits - 1;
-        self.bytes[at] = b'-';
-        std::str::from_utf8(&self.bytes[at..]).unwrap_or_default()
+        &self.bytes[at..]
+    }
+
+    /// The digits as text (for owned tags; off the hot path).
+    pub(crate) fn text(bytes: &[u8]) -> &str {
+        std::str::from_utf8(bytes).unwrap_or_default()
     }
 }
 
@@ -348,10 +402,20 @@ mod tests {
 
     #[test]
     fn integers_render_as_decimal() {
-        assert_eq!(IntText::new().u128(0), "0");
-        assert_eq!(IntText::new().u128(u128::MAX), u128::MAX.to_string());
-        assert_eq!(IntText::new().i128(i128::MIN), i128::MIN.to_string());
-        assert_eq!(IntText::new().i128(-42), "-42");
+        assert_eq!(IntText::new().u128(0), b"0");
+        assert_eq!(
+            IntText::new().u128(u128::MAX),
+            u128::MAX.to_string().as_bytes()
+        );
+        assert_eq!(
+            IntText::new().u128(u64::MAX.into()),
+            u64::MAX.to_string().as_bytes()
+        );
+        assert_eq!(
+            IntText::new().i128(i128::MIN),
+            i128::MIN.to_string().as_bytes()
+        );
+        assert_eq!(IntText::new().i128(-42), b"-42");
     }
 
     #[test]
@@ -368,7 +432,7 @@ mod tests {
         let gauge = MetricDesc::new("g", MetricKind::Gauge, false, None);
         let set = MetricDesc::new("s", MetricKind::Set, false, None);
         assert!(matches!(
-            observe(&counter, Raw::I64(-1)),
+            observe(&counter, Raw::Int(-1)),
             Err(DropReason::NegativeMonotonic)
         ));
         assert!(matches!(
@@ -380,11 +444,11 @@ mod tests {
             Err(DropReason::InvalidType)
         ));
         assert!(matches!(
-            observe(&counter, Raw::U64(u64::MAX)),
+            observe(&counter, Raw::Int(u64::MAX.into())),
             Ok(Observation::Number(Number::Float(_)))
         ));
         assert!(matches!(
-            observe(&gauge, Raw::I64(-1)),
+            observe(&gauge, Raw::Int(-1)),
             Ok(Observation::Number(Number::Int(-1)))
         ));
         assert!(matches!(
@@ -392,7 +456,7 @@ mod tests {
             Err(DropReason::InvalidType)
         ));
         let (Ok(Observation::Member(a)), Ok(Observation::Member(b))) =
-            (observe(&set, Raw::U64(5)), observe(&set, Raw::Text("5")))
+            (observe(&set, Raw::Int(5)), observe(&set, Raw::Text("5")))
         else {
             panic!("members expected")
         };

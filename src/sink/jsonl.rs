@@ -3,9 +3,9 @@
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Number, Value};
+use serde::Serialize;
 
 use super::{Batch, Sink};
 use crate::batch::{merge_tags, ErrorEvent, FieldValue, MetricRecord, MetricValue, Tag};
@@ -88,182 +88,213 @@ impl Sink for JsonlSink {
 /// Encodes a batch as JSON lines (one object per record, each ending in `\n`) into `out`.
 pub fn encode_batch(batch: &Batch, out: &mut Vec<u8>) {
     for record in batch.metrics() {
-        write_line(out, &metric_json(batch, record));
+        encode_metric(batch, record, out);
+        out.push(b'\n');
     }
     for error in batch.errors() {
-        write_line(out, &error_json(batch.global_tags(), error));
-    }
-}
-
-fn write_line(out: &mut Vec<u8>, value: &Value) {
-    // Serializing a `Value` into a `Vec` cannot fail: every map key is a string.
-    if serde_json::to_writer(&mut *out, value).is_ok() {
+        encode_error(batch.global_tags(), error, out);
         out.push(b'\n');
     }
 }
 
-fn unix_seconds(time: SystemTime) -> Value {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    if since.subsec_nanos() == 0 {
-        Value::from(since.as_secs())
-    } else {
-        float(since.as_secs_f64())
+/// Writes one JSON object, keys in the order they are given.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        value(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) {
+        value(self.key(key), v);
+    }
+
+    /// A nested value written by `write`.
+    fn with(&mut self, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        write(self.key(key));
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
     }
 }
 
-fn seconds(duration: std::time::Duration) -> Value {
+/// Appends `v` as JSON. Serializing strings, numbers and booleans into a `Vec` cannot fail;
+/// non-finite floats become `null`.
+fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Unix seconds: an integer when whole, else a float.
+fn unix_seconds(out: &mut Vec<u8>, time: SystemTime) {
+    seconds(out, time.duration_since(UNIX_EPOCH).unwrap_or_default());
+}
+
+fn seconds(out: &mut Vec<u8>, duration: Duration) {
     if duration.subsec_nanos() == 0 {
-        Value::from(duration.as_secs())
+        value(out, &duration.as_secs());
     } else {
-        float(duration.as_secs_f64())
+        value(out, &duration.as_secs_f64());
     }
 }
 
-fn float(value: f64) -> Value {
-    Number::from_f64(value).map_or(Value::Null, Value::Number)
+fn tags<'a>(out: &mut Vec<u8>, tags: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    let mut object = Object::new(out);
+    for (key, v) in tags {
+        object.field(key, v);
+    }
+    object.end();
 }
 
-fn tags_json<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
-    Value::Object(
-        tags.into_iter()
-            .map(|(k, v)| (k.to_owned(), Value::from(v)))
-            .collect(),
-    )
-}
-
-fn metric_json(batch: &Batch, record: &MetricRecord) -> Value {
-    let mut object = Map::new();
-    object.insert("type".into(), "metric".into());
-    object.insert("name".into(), record.name().into());
-    object.insert("kind".into(), record.kind().as_str().into());
+fn encode_metric(batch: &Batch, record: &MetricRecord, out: &mut Vec<u8>) {
+    let mut o = Object::new(out);
+    o.field("type", "metric");
+    o.field("name", record.name());
+    o.field("kind", record.kind().as_str());
     if record.is_monotonic() {
-        object.insert("monotonic".into(), true.into());
+        o.field("monotonic", &true);
     }
     if let Some(unit) = record.unit() {
-        object.insert("unit".into(), unit.into());
+        o.field("unit", unit);
     }
-    object.insert("tags".into(), tags_json(batch.merged_tags(record)));
-    object.insert("timestamp".into(), unix_seconds(record.timestamp()));
-    object.insert("interval".into(), seconds(record.interval()));
+    o.with("tags", |out| tags(out, batch.merged_tags(record)));
+    o.with("timestamp", |out| unix_seconds(out, record.timestamp()));
+    o.with("interval", |out| seconds(out, record.interval()));
     match record.value() {
-        MetricValue::Counter(c) => {
-            let value = match c.exact_integer().and_then(|i| i64::try_from(i).ok()) {
-                Some(i) => Value::from(i),
-                None => float(c.sum()),
-            };
-            object.insert("value".into(), value);
-        }
+        MetricValue::Counter(c) => match c.exact_integer().and_then(|i| i64::try_from(i).ok()) {
+            Some(i) => o.field("value", &i),
+            None => o.field("value", &c.sum()),
+        },
         MetricValue::Gauge(g) => {
-            object.insert("last".into(), float(g.last));
-            object.insert("min".into(), float(g.min));
-            object.insert("max".into(), float(g.max));
-            object.insert("sum".into(), float(g.sum));
-            object.insert("count".into(), g.count.into());
+            o.field("last", &g.last);
+            o.field("min", &g.min);
+            o.field("max", &g.max);
+            o.field("sum", &g.sum);
+            o.field("count", &g.count);
         }
         MetricValue::Distribution(d) => {
-            object.insert("count".into(), d.count.into());
-            object.insert("sum".into(), float(d.sum));
-            object.insert("min".into(), float(d.min));
-            object.insert("max".into(), float(d.max));
-            let quantiles: Map<String, Value> = QUANTILES
-                .iter()
-                .map(|&(name, q)| (name.to_owned(), d.quantile(q).map_or(Value::Null, float)))
-                .collect();
-            object.insert("quantiles".into(), Value::Object(quantiles));
+            o.field("count", &d.count);
+            o.field("sum", &d.sum);
+            o.field("min", &d.min);
+            o.field("max", &d.max);
+            o.with("quantiles", |out| {
+                let mut q = Object::new(out);
+                for (name, quantile) in QUANTILES {
+                    q.field(name, &d.quantile(quantile));
+                }
+                q.end();
+            });
         }
-        MetricValue::Set(s) => {
-            object.insert("unique".into(), s.unique.into());
-        }
+        MetricValue::Set(s) => o.field("unique", &s.unique),
     }
-    Value::Object(object)
+    o.end();
 }
 
-fn field_json(value: &FieldValue) -> Value {
-    match value {
-        FieldValue::Str(s) | FieldValue::Text(s) => Value::from(s.as_str()),
-        FieldValue::I64(v) => Value::from(*v),
-        FieldValue::U64(v) => Value::from(*v),
-        FieldValue::I128(v) => i64::try_from(*v).map_or_else(|_| v.to_string().into(), Value::from),
-        FieldValue::U128(v) => u64::try_from(*v).map_or_else(|_| v.to_string().into(), Value::from),
-        FieldValue::F64(v) => {
-            Number::from_f64(*v).map_or_else(|| v.to_string().into(), Value::Number)
-        }
-        FieldValue::Bool(v) => Value::from(*v),
+fn field_value(out: &mut Vec<u8>, v: &FieldValue) {
+    match v {
+        FieldValue::Str(s) | FieldValue::Text(s) => value(out, s),
+        FieldValue::I64(v) => value(out, v),
+        FieldValue::U64(v) => value(out, v),
+        // Outside the 64-bit range, as text: JSON readers lose precision on such numbers.
+        FieldValue::I128(v) => match i64::try_from(*v) {
+            Ok(v) => value(out, &v),
+            Err(_) => value(out, &v.to_string()),
+        },
+        FieldValue::U128(v) => match u64::try_from(*v) {
+            Ok(v) => value(out, &v),
+            Err(_) => value(out, &v.to_string()),
+        },
+        FieldValue::F64(v) if v.is_finite() => value(out, v),
+        FieldValue::F64(v) => value(out, &v.to_string()),
+        FieldValue::Bool(v) => value(out, v),
     }
 }
 
-fn fields_json(fields: &[(&'static str, FieldValue)]) -> Value {
-    Value::Object(
-        fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), field_json(v)))
-            .collect(),
-    )
+fn fields(out: &mut Vec<u8>, fields: &[(&'static str, FieldValue)]) {
+    let mut o = Object::new(out);
+    for (key, v) in fields {
+        o.with(key, |out| field_value(out, v));
+    }
+    o.end();
 }
 
-fn error_json(global_tags: &[Tag], error: &ErrorEvent) -> Value {
+fn encode_error(global_tags: &[Tag], error: &ErrorEvent, out: &mut Vec<u8>) {
     let meta = error.metadata;
-    let mut object = Map::new();
-    object.insert("type".into(), "error".into());
-    object.insert("timestamp".into(), unix_seconds(error.timestamp));
-    object.insert(
-        "level".into(),
-        meta.level().as_str().to_ascii_lowercase().into(),
-    );
-    object.insert("target".into(), meta.target().into());
+    let mut o = Object::new(out);
+    o.field("type", "error");
+    o.with("timestamp", |out| unix_seconds(out, error.timestamp));
+    o.field("level", &meta.level().as_str().to_ascii_lowercase());
+    o.field("target", meta.target());
     if let Some(module) = meta.module_path() {
-        object.insert("module".into(), module.into());
+        o.field("module", module);
     }
     if let Some(file) = meta.file() {
-        object.insert("file".into(), file.into());
+        o.field("file", file);
     }
     if let Some(line) = meta.line() {
-        object.insert("line".into(), line.into());
+        o.field("line", &line);
     }
     if let Some(message) = &error.message {
-        object.insert("message".into(), message.as_str().into());
+        o.field("message", message);
     }
-    object.insert("fields".into(), fields_json(&error.fields));
-    object.insert("error_chain".into(), json!(error.error_chain));
+    o.with("fields", |out| fields(out, &error.fields));
+    o.field("error_chain", &error.error_chain);
     if let Some(trace_id) = error.trace_id {
-        object.insert("trace_id".into(), trace_id.to_string().into());
+        o.field("trace_id", &trace_id.to_string());
     }
     if let Some(span_id) = error.span_id {
-        object.insert("span_id".into(), span_id.to_string().into());
+        o.field("span_id", &span_id.to_string());
     }
-    let spans: Vec<Value> = error
-        .spans
-        .iter()
-        .map(|s| {
-            json!({
-                "name": s.name,
-                "target": s.target,
-                "span_id": s.span_id.to_string(),
-                "fields": fields_json(&s.fields),
-            })
-        })
-        .collect();
-    object.insert("spans".into(), Value::Array(spans));
-    let breadcrumbs: Vec<Value> = error
-        .breadcrumbs
-        .iter()
-        .map(|b| {
-            json!({
-                "timestamp": unix_seconds(b.timestamp),
-                "level": b.level.as_str().to_ascii_lowercase(),
-                "target": b.target,
-                "message": b.message,
-                "fields": fields_json(&b.fields),
-            })
-        })
-        .collect();
-    object.insert("breadcrumbs".into(), Value::Array(breadcrumbs));
-    object.insert(
-        "tags".into(),
-        tags_json(merge_tags(global_tags, &error.tags)),
-    );
+    o.with("spans", |out| {
+        out.push(b'[');
+        for (i, span) in error.spans.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let mut s = Object::new(out);
+            s.field("name", span.name);
+            s.field("target", span.target);
+            s.field("span_id", &span.span_id.to_string());
+            s.with("fields", |out| fields(out, &span.fields));
+            s.end();
+        }
+        out.push(b']');
+    });
+    o.with("breadcrumbs", |out| {
+        out.push(b'[');
+        for (i, crumb) in error.breadcrumbs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let mut b = Object::new(out);
+            b.with("timestamp", |out| unix_seconds(out, crumb.timestamp));
+            b.field("level", &crumb.level.as_str().to_ascii_lowercase());
+            b.field("target", crumb.target);
+            b.field("message", &crumb.message);
+            b.with("fields", |out| fields(out, &crumb.fields));
+            b.end();
+        }
+        out.push(b']');
+    });
+    o.with("tags", |out| {
+        tags(out, merge_tags(global_tags, &error.tags))
+    });
     if let Some(fingerprint) = &error.fingerprint {
-        object.insert("fingerprint".into(), fingerprint.as_str().into());
+        o.field("fingerprint", fingerprint);
     }
-    Value::Object(object)
+    o.end();
 }

@@ -236,7 +236,9 @@ impl Totals {
                 count: self.other_errors,
             });
         }
-        summary.errors.sort_by_key(|row| std::cmp::Reverse(row.count));
+        summary
+            .errors
+            .sort_by_key(|row| std::cmp::Reverse(row.count));
         summary
     }
 }
@@ -370,12 +372,13 @@ fn table(
     writeln!(f, "\n{title}")?;
     let line = |f: &mut fmt::Formatter<'_>, cells: &[String]| -> fmt::Result {
         let mut first = true;
-        for (cell, width) in cells.iter().zip(&widths) {
+        for ((cell, width), title) in cells.iter().zip(&widths).zip(header) {
+            let header_is_text = *title == "error";
             if !first {
                 f.write_str("  ")?;
             }
-            // Left-align the first column (names), right-align numbers.
-            if first {
+            // Left-align names (the first column) and free text (a column titled "error").
+            if first || header_is_text {
                 write!(f, "{cell:<width$}")?;
             } else {
                 write!(f, "{cell:>width$}")?;

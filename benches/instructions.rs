@@ -1,0 +1,105 @@
+//! Instruction counts of the hot paths: stable across runs and machines of one architecture,
+//! unlike wall time on a shared VM.
+//!
+//! Not a criterion benchmark: a program that runs one workload `N` times inside the function
+//! `measured`, for `valgrind --tool=callgrind --toggle-collect=instructions::measured` to count.
+//! `scripts/instructions.sh` runs every workload with and without tally and prints the table.
+//!
+//! Usage: `instructions WORKLOAD MODE [N]`, WORKLOAD one of `w1`, `histogram`, `gauge`, `w2`,
+//! `w3`, `w6`; MODE `registry` (the tracing floor) or `tally`.
+
+// A command-line program: it reports usage errors on stderr.
+#![allow(clippy::print_stderr)]
+
+use std::hint::black_box;
+use std::process::ExitCode;
+
+use tracing::{debug, error, info, info_span};
+use tracing_subscriber::prelude::*;
+use tracing_tally::sink::{Batch, Sink};
+use tracing_tally::{ExportError, Tally};
+
+struct Discard;
+
+impl Sink for Discard {
+    fn name(&self) -> &str {
+        "discard"
+    }
+
+    fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        black_box(batch.metrics().len());
+        Ok(())
+    }
+}
+
+#[tracing::instrument]
+fn handler(id: u64) {
+    black_box(id);
+}
+
+fn once(workload: &str, error: &std::io::Error) {
+    match workload {
+        "w1" => info!(
+            monotonic_counter.requests = 1u64,
+            route = "/api/users",
+            status = 200u64
+        ),
+        "histogram" => info!(histogram.latency = 1.5f64, route = "/api/users"),
+        "gauge" => info!(gauge.queue_depth = 7i64, worker = 3u64),
+        "w2" => handler(7),
+        "w3" => error!(error = %error, "failed"),
+        "w6" => debug!(key = "v", "msg"),
+        _ => {}
+    }
+}
+
+/// First sight of every series, sketch page and cache slot (not counted). Distinct from
+/// `measured` so that the compiler does not fold the two into one function.
+#[inline(never)]
+fn warm(workload: &str, n: u64, error: &std::io::Error) {
+    for i in 0..n {
+        black_box(i);
+        once(workload, error);
+    }
+}
+
+#[inline(never)]
+fn measured(workload: &str, n: u64, error: &std::io::Error) {
+    for _ in 0..n {
+        once(workload, error);
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(workload), Some(mode)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: instructions w1|histogram|gauge|w2|w3|w6 registry|tally [N]");
+        return ExitCode::FAILURE;
+    };
+    let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    // Manual mode: no flusher thread runs while the workload is counted.
+    let built = Tally::builder()
+        .manual()
+        .host(None)
+        .sink(Discard)
+        .error_rate_limit(u32::MAX, u32::MAX)
+        .error_queue(1 << 20)
+        .build();
+    let Ok((layer, guard)) = built else {
+        eprintln!("cannot build the pipeline");
+        return ExitCode::FAILURE;
+    };
+    let error = std::io::Error::other("connection reset");
+    let run = || {
+        let _span =
+            (workload == "w3").then(|| info_span!("request", route = "/api/users").entered());
+        warm(workload, 1000, &error);
+        measured(workload, n, &error);
+    };
+    match mode.as_str() {
+        "registry" => tracing::subscriber::with_default(tracing_subscriber::registry(), run),
+        _ => tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), run),
+    }
+    drop(guard);
+    ExitCode::SUCCESS
+}
