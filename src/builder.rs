@@ -367,12 +367,6 @@ impl Builder {
         self
     }
 
-    /// Applies the `TALLY_*` environment variables (and the conventional `SENTRY_*`/`DD_*`
-    /// ones) that are set. A variable that cannot be parsed makes [`Builder::build`] fail.
-    pub fn from_env(self) -> Self {
-        crate::env::apply(self, |name| std::env::var(name).ok())
-    }
-
     /// Validates the configuration, starts the flusher and returns the layer and its guard.
     ///
     /// # Errors
@@ -448,6 +442,9 @@ impl Builder {
         }
         if self.rollup_interval < Duration::from_millis(1) {
             return Err(invalid("rollup_interval", "must be at least 1 ms"));
+        }
+        if self.rollup_interval > MAX_ROLLUP_INTERVAL {
+            return Err(invalid("rollup_interval", "must be at most one day"));
         }
         if self.flush_interval < Duration::from_millis(1) {
             return Err(invalid("flush_interval", "must be at least 1 ms"));

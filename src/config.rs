@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use tracing_core::{Level, LevelFilter, Metadata};
 
-use crate::batch::Tag;
+use crate::aggregate::series::Tag;
 
 /// Default length of a roll-up interval: metrics are aggregated per interval.
 pub const DEFAULT_ROLLUP_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest roll-up interval accepted.
+pub const MAX_ROLLUP_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// Default time between flushes to the sinks.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// Default deadline for the final flush when the guard drops.

@@ -39,6 +39,15 @@ use crate::builder::Builder;
 use crate::config::SummaryOutput;
 use crate::error::BuildError;
 
+impl Builder {
+    /// Applies the `TALLY_*` environment variables (and the conventional `SENTRY_*`/`DD_*`
+    /// ones) that are set; see the [module documentation](crate::env) for the list. A variable
+    /// that cannot be parsed makes [`Builder::build`] fail with an error naming it.
+    pub fn from_env(self) -> Self {
+        apply(self, |name| std::env::var(name).ok())
+    }
+}
+
 /// Applies every variable that `get` finds to `builder`; parse errors are kept for `build`.
 pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) -> Builder {
     let first = |names: &[&'static str]| names.iter().find_map(|n| get(n).map(|v| (*n, v)));

@@ -37,7 +37,7 @@
 
 use std::borrow::Cow;
 
-use crate::batch::MetricKind;
+use crate::aggregate::series::MetricKind;
 
 /// Prefix of a monotonic counter field: `monotonic_counter.NAME`.
 pub const MONOTONIC_COUNTER_PREFIX: &str = "monotonic_counter.";

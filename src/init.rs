@@ -1,6 +1,5 @@
 //! One-call set-up from the environment, and the global flush.
 
-use std::io::Write;
 use std::time::Duration;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -8,10 +7,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::builder::Tally;
-use crate::config::SummaryOutput;
 use crate::error::BuildError;
 use crate::flush::{Control, FlushGuard};
-use crate::sink::summary::Summary;
 
 /// Configures tracing-tally from the environment and installs it as the global default
 /// subscriber: a registry with the tally layer, plus a `fmt` layer on standard error filtered
@@ -70,11 +67,4 @@ pub fn init() -> FlushGuard {
 /// [`Builder::manual`](crate::Builder::manual), the work runs on the calling thread).
 pub fn flush(timeout: Duration) -> bool {
     Control::current().is_some_and(|control| control.flush(timeout))
-}
-
-pub(crate) fn print_summary(summary: &Summary, output: SummaryOutput) {
-    let _ = match output {
-        SummaryOutput::Stdout => write!(std::io::stdout().lock(), "{summary}"),
-        SummaryOutput::Stderr => write!(std::io::stderr().lock(), "{summary}"),
-    };
 }

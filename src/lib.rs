@@ -101,7 +101,7 @@ mod batch;
 mod builder;
 mod config;
 mod debug;
-mod env;
+pub mod env;
 mod error;
 pub mod fields;
 mod flush;
@@ -117,7 +117,7 @@ pub use config::{
     SummaryOutput, DEFAULT_BREADCRUMBS, DEFAULT_ERROR_BURST, DEFAULT_ERROR_QUEUE,
     DEFAULT_ERROR_RATE, DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE_INTERVALS, DEFAULT_MAX_SERIES,
     DEFAULT_MAX_SERIES_PER_METRIC, DEFAULT_ROLLUP_INTERVAL, DEFAULT_SHUTDOWN_TIMEOUT,
-    DEFAULT_SINK_QUEUE, DEFAULT_SPAN_METRIC,
+    DEFAULT_SINK_QUEUE, DEFAULT_SPAN_METRIC, MAX_ROLLUP_INTERVAL,
 };
 pub use error::BuildError;
 pub use error::ExportError;

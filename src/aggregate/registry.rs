@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::hash::{hash_str, hash_value_text, series_hash, tag_hash, BuildPassThrough};
 use super::series::{MetricDesc, SeriesEntry};
-use crate::batch::{MetricKind, Tag};
+use super::series::{MetricKind, Tag};
 
 const SHARDS: usize = 64;
 

@@ -1,10 +1,75 @@
 //! Metric descriptions and series entries: the identity of what is aggregated.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::hash::{hash_str, mix};
-use crate::batch::{MetricKind, Tag};
+
+/// The kind of a metric, from its field prefix (see [`fields`](crate::fields)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum MetricKind {
+    /// A sum per interval (`monotonic_counter.`, `counter.`).
+    Counter,
+    /// Last, min, max, sum and count per interval (`gauge.`).
+    Gauge,
+    /// Count, sum, min, max and quantiles per interval (`histogram.`, `distribution.`, `timing.`).
+    Distribution,
+    /// Number of unique values per interval (`set.`).
+    Set,
+}
+
+impl MetricKind {
+    /// The lower-case name used in exported records: `counter`, `gauge`, `distribution`, `set`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Distribution => "distribution",
+            MetricKind::Set => "set",
+        }
+    }
+}
+
+impl fmt::Display for MetricKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A tag: a key and a value, both text.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag {
+    key: Arc<str>,
+    value: Box<str>,
+}
+
+impl Tag {
+    /// A tag from a key and a value.
+    pub fn new(key: impl Into<Arc<str>>, value: impl Into<Box<str>>) -> Tag {
+        Tag {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    /// The tag's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The tag's value.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.key, self.value)
+    }
+}
 
 /// One metric: a name, a kind and a unit, shared by all of its series.
 #[derive(Debug)]

@@ -88,12 +88,14 @@ impl Flusher {
             !orphan
         });
         let length = self.shared.config.rollup_interval;
-        self.pending.extend(
-            interval
-                .into_values()
-                .filter(|(_, _, has_data)| *has_data)
-                .map(|(series, acc, _)| record(series, start, length, acc)),
-        );
+        let mut records: Vec<MetricRecord> = interval
+            .into_values()
+            .filter(|(_, _, has_data)| *has_data)
+            .map(|(series, acc, _)| record(series, start, length, acc))
+            .collect();
+        // A stable order (by name, then tags) makes exported batches easy to read and diff.
+        records.sort_by(|a, b| (a.name(), a.tags()).cmp(&(b.name(), b.tags())));
+        self.pending.extend(records);
         if complete {
             let idle = u64::from(self.shared.config.idle_intervals);
             let evicted = self.shared.registry.evict_idle(epoch.saturating_sub(idle));

@@ -106,7 +106,7 @@ impl Control {
     }
 
     fn request(&self, timeout: Duration, shutdown: bool) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = ticket::after(Instant::now(), timeout);
         let (ticket, result) = FlushTicket::new(deadline);
         let ticket = Arc::new(ticket);
         match &self.mode {
@@ -262,7 +262,7 @@ impl Drop for FlushGuard {
             ));
         }
         if let Some(output) = config.summary_output {
-            crate::init::print_summary(&self.control.summary(), output);
+            self.control.summary().print(output);
         }
     }
 }

@@ -1,9 +1,17 @@
 //! Flush tickets: how a flush learns that every sink has taken everything.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+
+/// `now + delay`, saturating a year ahead instead of overflowing (a huge timeout or interval
+/// means "not on a schedule", never a panic).
+pub(crate) fn after(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
 
 /// One flush in flight: each sink completes it once; the waiter hears the overall result.
 #[derive(Debug)]

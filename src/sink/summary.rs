@@ -2,12 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::aggregate::series::SeriesEntry;
 use crate::aggregate::sketch::Sketch;
 use crate::batch::{Batch, MetricValue};
+use crate::config::SummaryOutput;
 use crate::layer::plan::SPAN_TAG;
 use crate::stats::Stats;
 
@@ -402,6 +404,16 @@ fn with_tags(name: &str, tags: &str) -> String {
         name.to_owned()
     } else {
         format!("{name} {{{tags}}}")
+    }
+}
+
+impl Summary {
+    /// Writes the tables to standard output or standard error (errors writing are ignored).
+    pub(crate) fn print(&self, output: SummaryOutput) {
+        let _ = match output {
+            SummaryOutput::Stdout => write!(std::io::stdout().lock(), "{self}"),
+            SummaryOutput::Stderr => write!(std::io::stderr().lock(), "{self}"),
+        };
     }
 }
 

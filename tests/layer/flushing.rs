@@ -231,3 +231,26 @@ fn the_global_flush_reaches_the_latest_pipeline() {
     let _ = tracing_tally::flush(Duration::from_millis(200));
     assert!(started.elapsed() < Duration::from_millis(200) + SLACK);
 }
+
+#[test]
+fn huge_intervals_and_timeouts_are_not_a_crash() {
+    let refused = Tally::builder()
+        .rollup_interval(Duration::MAX)
+        .sink(Capture::default())
+        .build();
+    let Err(error) = refused
+        .map(|(layer, _): (tracing_tally::TallyLayer<tracing_subscriber::Registry>, _)| layer)
+    else {
+        panic!("a roll-up interval over a day is refused");
+    };
+    assert!(error.to_string().contains("rollup_interval"), "{error}");
+    let h = Harness::new(
+        Tally::builder()
+            .rollup_interval(tracing_tally::MAX_ROLLUP_INTERVAL)
+            .flush_interval(Duration::MAX)
+            .shutdown_timeout(Duration::MAX),
+    );
+    h.run(|| info!(monotonic_counter.x = 1));
+    assert!(h.guard.flush(Duration::MAX));
+    assert_eq!(h.capture.counter("x", &[]), 1.0);
+}

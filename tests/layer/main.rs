@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod builder;
 mod composition;
 mod errors;
 mod fields;
