@@ -11,26 +11,17 @@
 // A command-line program: it reports usage errors on stderr.
 #![allow(clippy::print_stderr)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::process::ExitCode;
 
 use tracing::{debug, error, info, info_span};
 use tracing_subscriber::prelude::*;
-use tracing_tally::sink::{Batch, Sink};
-use tracing_tally::{ExportError, Tally};
 
-struct Discard;
-
-impl Sink for Discard {
-    fn name(&self) -> &str {
-        "discard"
-    }
-
-    fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
-        black_box(batch.metrics().len());
-        Ok(())
-    }
-}
+use support::Discard;
+use tracing_tally::Tally;
 
 #[tracing::instrument]
 fn handler(id: u64) {
@@ -39,11 +30,7 @@ fn handler(id: u64) {
 
 fn once(workload: &str, error: &std::io::Error) {
     match workload {
-        "w1" => info!(
-            monotonic_counter.requests = 1u64,
-            route = "/api/users",
-            status = 200u64
-        ),
+        "w1" => info!(monotonic_counter.requests = 1u64, route = "/api/users", status = 200u64),
         "histogram" => info!(histogram.latency = 1.5f64, route = "/api/users"),
         "gauge" => info!(gauge.queue_depth = 7i64, worker = 3u64),
         "w2" => handler(7),

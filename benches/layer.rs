@@ -11,27 +11,18 @@
 // Benchmark set-up: a failure to build is a failed run.
 #![allow(clippy::expect_used)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tracing::{debug, error, info, info_span, Dispatch};
 use tracing_subscriber::prelude::*;
-use tracing_tally::sink::{Batch, Sink};
-use tracing_tally::{ExportError, FlushGuard, Tally};
 
-struct Discard;
-
-impl Sink for Discard {
-    fn name(&self) -> &str {
-        "discard"
-    }
-
-    fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
-        black_box(batch.metrics().len());
-        Ok(())
-    }
-}
+use support::Discard;
+use tracing_tally::{FlushGuard, Tally};
 
 fn tally_builder() -> tracing_tally::Builder {
     Tally::builder()
@@ -45,10 +36,7 @@ fn tally_builder() -> tracing_tally::Builder {
 
 fn tally() -> (Dispatch, FlushGuard) {
     let (layer, guard) = tally_builder().build().expect("build");
-    (
-        Dispatch::new(tracing_subscriber::registry().with(layer)),
-        guard,
-    )
+    (Dispatch::new(tracing_subscriber::registry().with(layer)), guard)
 }
 
 fn registry() -> (Dispatch, ()) {
@@ -70,10 +58,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Beside {
 }
 
 fn beside() -> (Dispatch, ()) {
-    (
-        Dispatch::new(tracing_subscriber::registry().with(Beside)),
-        (),
-    )
+    (Dispatch::new(tracing_subscriber::registry().with(Beside)), ())
 }
 
 /// The floor of per-layer filtering: a do-nothing layer behind a `LevelFilter` that rejects the
@@ -81,18 +66,12 @@ fn beside() -> (Dispatch, ()) {
 /// starts here.
 fn beside_and_level_filtered() -> (Dispatch, ()) {
     let filtered = Beside.with_filter(tracing_subscriber::filter::LevelFilter::INFO);
-    (
-        Dispatch::new(tracing_subscriber::registry().with(Beside).with(filtered)),
-        (),
-    )
+    (Dispatch::new(tracing_subscriber::registry().with(Beside).with(filtered)), ())
 }
 
 fn beside_and_tally() -> (Dispatch, FlushGuard) {
     let (layer, guard) = tally_builder().build().expect("build");
-    (
-        Dispatch::new(tracing_subscriber::registry().with(Beside).with(layer)),
-        guard,
-    )
+    (Dispatch::new(tracing_subscriber::registry().with(Beside).with(layer)), guard)
 }
 
 /// Benchmarks `f` under a dispatcher made by `make`. Only one dispatcher lives at a time, so
@@ -104,19 +83,13 @@ fn run<G>(
     mut f: impl FnMut(),
 ) {
     let (dispatch, guard) = make();
-    group.bench_function(name, |b| {
-        tracing::dispatcher::with_default(&dispatch, || b.iter(&mut f))
-    });
+    group.bench_function(name, |b| tracing::dispatcher::with_default(&dispatch, || b.iter(&mut f)));
     drop(dispatch);
     drop(guard);
 }
 
 fn w1_counter() {
-    info!(
-        monotonic_counter.requests = 1u64,
-        route = "/api/users",
-        status = 200u64
-    );
+    info!(monotonic_counter.requests = 1u64, route = "/api/users", status = 200u64);
 }
 
 fn histogram() {
@@ -177,18 +150,8 @@ fn bench_ignored_events(c: &mut Criterion) {
     run(&mut group, "registry", registry, not_recorded);
     run(&mut group, "tally", tally, not_recorded);
     run(&mut group, "other_layer", beside, not_recorded);
-    run(
-        &mut group,
-        "other_layer_and_filtered_layer",
-        beside_and_level_filtered,
-        not_recorded,
-    );
-    run(
-        &mut group,
-        "other_layer_and_tally",
-        beside_and_tally,
-        not_recorded,
-    );
+    run(&mut group, "other_layer_and_filtered_layer", beside_and_level_filtered, not_recorded);
+    run(&mut group, "other_layer_and_tally", beside_and_tally, not_recorded);
     group.finish();
 }
 

@@ -56,10 +56,8 @@ impl Rng {
 fn query(table: &str, rng: &mut Rng) -> Result<usize, QueryError> {
     thread::sleep(Duration::from_micros(200 + rng.below(1500)));
     if rng.below(200) == 0 {
-        let source = std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "connection reset by peer",
-        );
+        let source =
+            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
         return Err(QueryError { source });
     }
     Ok(rng.below(50) as usize)
@@ -103,10 +101,8 @@ fn worker(id: u64, until: Instant) -> u64 {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let seconds: u64 = std::env::var("QUICKSTART_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let seconds: u64 =
+        std::env::var("QUICKSTART_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/quickstart.jsonl");
     let _ = std::fs::remove_file(&path);
 
@@ -124,20 +120,14 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     println!("simulating a service on 4 threads for {seconds} s ...");
     let until = Instant::now() + Duration::from_secs(seconds);
-    let workers: Vec<_> = (0..4)
-        .map(|id| thread::spawn(move || worker(id, until)))
-        .collect();
+    let workers: Vec<_> = (0..4).map(|id| thread::spawn(move || worker(id, until))).collect();
     let handled: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
 
     let flushed = guard.flush(Duration::from_secs(2));
     println!("handled {handled} requests; flushed: {flushed}");
     print!("{}", guard.summary());
     if let Ok(text) = std::fs::read_to_string(&path) {
-        println!(
-            "\n{} JSON lines in {}; the first three:",
-            text.lines().count(),
-            path.display()
-        );
+        println!("\n{} JSON lines in {}; the first three:", text.lines().count(), path.display());
         for line in text.lines().take(3) {
             println!("  {line}");
         }

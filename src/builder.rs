@@ -165,14 +165,7 @@ impl std::fmt::Debug for Builder {
             .field("rollup_interval", &self.rollup_interval)
             .field("flush_interval", &self.flush_interval)
             .field("manual", &self.manual)
-            .field(
-                "sinks",
-                &self
-                    .sinks
-                    .iter()
-                    .map(|s| s.name().to_owned())
-                    .collect::<Vec<_>>(),
-            )
+            .field("sinks", &self.sinks.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -396,10 +389,7 @@ impl Builder {
             None if sinks.is_empty() => sinks.push(Box::new(JsonlSink::stdout())),
             None => {}
         }
-        let totals = Arc::new(Mutex::new(Totals::new(
-            config.max_series,
-            &config.span_metric,
-        )));
+        let totals = Arc::new(Mutex::new(Totals::new(config.max_series, &config.span_metric)));
         let (shared, inbox) = Shared::new(config);
         let handles = sinks
             .into_iter()
@@ -435,10 +425,7 @@ impl Builder {
 
     fn validate(&self) -> Result<Config, BuildError> {
         fn invalid(setting: &'static str, reason: impl Into<String>) -> BuildError {
-            BuildError::InvalidConfig {
-                setting,
-                reason: reason.into(),
-            }
+            BuildError::InvalidConfig { setting, reason: reason.into() }
         }
         if self.rollup_interval < Duration::from_millis(1) {
             return Err(invalid("rollup_interval", "must be at least 1 ms"));
@@ -541,10 +528,7 @@ fn level_of(filter: LevelFilter) -> Option<Level> {
 
 /// The machine's host name: `HOSTNAME`, else the kernel's.
 fn detect_host() -> Option<String> {
-    if let Some(host) = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.trim().is_empty())
-    {
+    if let Some(host) = std::env::var("HOSTNAME").ok().filter(|h| !h.trim().is_empty()) {
         return Some(host.trim().to_owned());
     }
     std::fs::read_to_string("/proc/sys/kernel/hostname")

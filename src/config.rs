@@ -98,14 +98,9 @@ impl std::fmt::Debug for Config {
 impl Config {
     /// The most verbose level at which an event interests the layer without metric fields.
     pub(crate) fn event_level(&self) -> LevelFilter {
-        let errors = self
-            .error_level
-            .map_or(LevelFilter::OFF, LevelFilter::from_level);
-        let breadcrumbs = if self.breadcrumbs > 0 {
-            self.breadcrumb_level
-        } else {
-            LevelFilter::OFF
-        };
+        let errors = self.error_level.map_or(LevelFilter::OFF, LevelFilter::from_level);
+        let breadcrumbs =
+            if self.breadcrumbs > 0 { self.breadcrumb_level } else { LevelFilter::OFF };
         errors.max(breadcrumbs)
     }
 }

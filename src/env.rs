@@ -59,10 +59,9 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
                         let $b = builder;
                         builder = $set;
                     }
-                    Err(reason) => builder.env_errors.push(BuildError::InvalidEnv {
-                        variable: $name,
-                        reason,
-                    }),
+                    Err(reason) => {
+                        builder.env_errors.push(BuildError::InvalidEnv { variable: $name, reason })
+                    }
                 }
             }
         };
@@ -75,16 +74,10 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
             path => builder.jsonl_path(path),
         };
     }
-    parsed!("TALLY_ROLLUP_INTERVAL", seconds, |b, v| b
-        .rollup_interval(v));
+    parsed!("TALLY_ROLLUP_INTERVAL", seconds, |b, v| b.rollup_interval(v));
     parsed!("TALLY_FLUSH_INTERVAL", seconds, |b, v| b.flush_interval(v));
-    parsed!("TALLY_SHUTDOWN_TIMEOUT", seconds, |b, v| b
-        .shutdown_timeout(v));
-    parsed!("TALLY_MANUAL", boolean, |b, v| if v {
-        b.manual()
-    } else {
-        b
-    });
+    parsed!("TALLY_SHUTDOWN_TIMEOUT", seconds, |b, v| b.shutdown_timeout(v));
+    parsed!("TALLY_MANUAL", boolean, |b, v| if v { b.manual() } else { b });
     if let Some((_, v)) = first(&["TALLY_SERVICE", "DD_SERVICE"]).filter(|(_, v)| !v.is_empty()) {
         builder = builder.service(v);
     }
@@ -103,9 +96,7 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
         builder = builder.host((!host.is_empty()).then_some(host));
     }
     for name in ["DD_TAGS", "TALLY_TAGS"] {
-        parsed!(name, tags, |b, v| v
-            .into_iter()
-            .fold(b, |b, (k, val)| b.tag(k, val)));
+        parsed!(name, tags, |b, v| v.into_iter().fold(b, |b, (k, val)| b.tag(k, val)));
     }
     parsed!("TALLY_SPAN_LEVEL", level, |b, v| b.span_level(v));
     if let Some(name) = get("TALLY_SPAN_METRIC").filter(|n| !n.trim().is_empty()) {
@@ -115,8 +106,7 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
         builder = builder.span_tags(list.split(',').map(str::trim).filter(|s| !s.is_empty()));
     }
     parsed!("TALLY_BUSY_IDLE", boolean, |b, v| b.busy_idle(v));
-    parsed!("TALLY_CAPTURE_SPAN_FIELDS", boolean, |b, v| b
-        .capture_span_fields(v));
+    parsed!("TALLY_CAPTURE_SPAN_FIELDS", boolean, |b, v| b.capture_span_fields(v));
     parsed!("TALLY_ERROR_LEVEL", level, |b, v| b.error_level(v));
     parsed!("TALLY_ERROR_RATE", integer::<u32>, |b, v| {
         let burst = b.error_burst_setting();
@@ -126,8 +116,7 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
         let rate = b.error_rate_setting();
         b.error_rate_limit(rate, v)
     });
-    parsed!("TALLY_ERROR_QUEUE", integer::<usize>, |b, v| b
-        .error_queue(v));
+    parsed!("TALLY_ERROR_QUEUE", integer::<usize>, |b, v| b.error_queue(v));
     parsed!("TALLY_BREADCRUMBS", integer::<usize>, |b, v| {
         let level = b.breadcrumb_level_setting();
         b.breadcrumbs(v, level)
@@ -136,11 +125,9 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
         let count = b.breadcrumbs_setting();
         b.breadcrumbs(count, v)
     });
-    parsed!("TALLY_MAX_SERIES_PER_METRIC", integer::<usize>, |b, v| b
-        .max_series_per_metric(v));
+    parsed!("TALLY_MAX_SERIES_PER_METRIC", integer::<usize>, |b, v| b.max_series_per_metric(v));
     parsed!("TALLY_MAX_SERIES", integer::<usize>, |b, v| b.max_series(v));
-    parsed!("TALLY_IDLE_INTERVALS", integer::<u32>, |b, v| b
-        .idle_intervals(v));
+    parsed!("TALLY_IDLE_INTERVALS", integer::<u32>, |b, v| b.idle_intervals(v));
     parsed!("TALLY_SINK_QUEUE", integer::<usize>, |b, v| b.sink_queue(v));
     parsed!("TALLY_SELF_METRICS", boolean, |b, v| b.self_metrics(v));
     parsed!("TALLY_SUMMARY", summary, |b, v| b.summary_on_drop(v));
@@ -149,9 +136,8 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
 }
 
 fn seconds(raw: &str) -> Result<Duration, String> {
-    let value: f64 = raw
-        .parse()
-        .map_err(|_| "expected a number of seconds, like 10 or 0.5".to_owned())?;
+    let value: f64 =
+        raw.parse().map_err(|_| "expected a number of seconds, like 10 or 0.5".to_owned())?;
     if !(0.0..=1e9).contains(&value) {
         return Err("expected a non-negative number of seconds".to_owned());
     }
@@ -167,13 +153,11 @@ fn boolean(raw: &str) -> Result<bool, String> {
 }
 
 fn integer<T: std::str::FromStr>(raw: &str) -> Result<T, String> {
-    raw.parse()
-        .map_err(|_| "expected a non-negative integer".to_owned())
+    raw.parse().map_err(|_| "expected a non-negative integer".to_owned())
 }
 
 fn level(raw: &str) -> Result<LevelFilter, String> {
-    raw.parse()
-        .map_err(|_| "expected one of trace, debug, info, warn, error, off".to_owned())
+    raw.parse().map_err(|_| "expected one of trace, debug, info, warn, error, off".to_owned())
 }
 
 fn summary(raw: &str) -> Result<Option<SummaryOutput>, String> {
@@ -202,10 +186,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn build(vars: &[(&str, &str)]) -> Builder {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         apply(Builder::default(), move |name| vars.get(name).cloned())
     }
 

@@ -88,11 +88,7 @@ pub struct ExportError {
 impl ExportError {
     /// An error of `kind` with a message.
     pub fn new(kind: ExportErrorKind, message: impl Into<String>) -> Self {
-        ExportError {
-            kind,
-            message: message.into(),
-            source: None,
-        }
+        ExportError { kind, message: message.into(), source: None }
     }
 
     /// Attaches the underlying error.

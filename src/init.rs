@@ -23,14 +23,11 @@ pub fn try_init() -> Result<FlushGuard, BuildError> {
         return Err(BuildError::AlreadyInitialized);
     }
     let (tally, guard) = Tally::builder().from_env().build()?;
-    let fmt = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|_| {
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(EnvFilter::from_default_env())
-        });
+    let fmt = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()).map(|_| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(EnvFilter::from_default_env())
+    });
     tracing_subscriber::registry()
         .with(tally)
         .with(fmt)

@@ -61,13 +61,7 @@ impl Shared {
             new_cells: cells_tx,
             errors: errors_tx,
         };
-        (
-            Arc::new(shared),
-            Inbox {
-                new_cells: cells_rx,
-                errors: errors_rx,
-            },
-        )
+        (Arc::new(shared), Inbox { new_cells: cells_rx, errors: errors_rx })
     }
 
     #[inline]
@@ -79,9 +73,7 @@ impl Shared {
     pub(crate) fn advance_epoch(&self) -> u64 {
         let _ = self
             .epoch
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
-                (e != CLOSED).then_some(e + 1)
-            });
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| (e != CLOSED).then_some(e + 1));
         self.epoch()
     }
 

@@ -84,9 +84,8 @@ impl Counters {
     pub(crate) fn dropped(&self, reason: DropReason, n: u64) {
         if let Some(counter) = self.dropped.get(reason as usize) {
             // Saturate rather than wrap: a count that stops at u64::MAX is still true.
-            let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                Some(c.saturating_add(n))
-            });
+            let _ = counter
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c.saturating_add(n)));
         }
     }
 
@@ -141,17 +140,12 @@ impl Stats {
 
     /// Every reason with a non-zero count.
     pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
-        DropReason::ALL
-            .iter()
-            .map(|&r| (r, self.dropped(r)))
-            .filter(|&(_, n)| n > 0)
+        DropReason::ALL.iter().map(|&r| (r, self.dropped(r))).filter(|&(_, n)| n > 0)
     }
 
     /// The total of all drops.
     pub fn total_dropped(&self) -> u64 {
-        self.dropped
-            .iter()
-            .fold(0u64, |total, &n| total.saturating_add(n))
+        self.dropped.iter().fold(0u64, |total, &n| total.saturating_add(n))
     }
 }
 
@@ -174,10 +168,7 @@ mod tests {
     #[test]
     fn names_are_snake_case() {
         for r in DropReason::ALL {
-            assert!(r
-                .as_str()
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(r.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
         }
     }
 }

@@ -92,17 +92,10 @@ fn metric_events_of_a_seen_series_do_not_allocate() {
     let route = String::from("/api/users");
     let workload = || {
         for i in 0..1000u64 {
-            info!(
-                monotonic_counter.requests = 1u64,
-                route = "/api/users",
-                status = 200u64
-            );
+            info!(monotonic_counter.requests = 1u64, route = "/api/users", status = 200u64);
             info!(counter.inflight = -1, route = route.as_str());
             info!(gauge.queue = i % 7, region = %Region);
-            info!(
-                histogram.latency = (i % 100) as f64 * 1.5,
-                route = "/api/users"
-            );
+            info!(histogram.latency = (i % 100) as f64 * 1.5, route = "/api/users");
             info!(timing.db = 3, ok = true);
             info!(set.users = i % 10);
             info!(set.names = "ann");
@@ -117,22 +110,15 @@ fn metric_events_of_a_seen_series_do_not_allocate() {
         assert_eq!(n, 0, "{n} allocations for 7,000 metric events");
         let n = allocations_during(|| span.in_scope(workload));
         // Entering and exiting a span does not allocate either; events inside it use its tags.
-        assert_eq!(
-            n, 0,
-            "{n} allocations for 7,000 metric events inside a span"
-        );
+        assert_eq!(n, 0, "{n} allocations for 7,000 metric events inside a span");
     });
     assert!(guard.flush(Duration::from_secs(5)));
 }
 
 #[test]
 fn span_timing_allocates_only_its_extension() {
-    let (tally, guard) = Tally::builder()
-        .host(None)
-        .sink(Discard)
-        .capture_span_fields(false)
-        .build()
-        .unwrap();
+    let (tally, guard) =
+        Tally::builder().host(None).sink(Discard).capture_span_fields(false).build().unwrap();
     let subscriber = tracing_subscriber::registry().with(tally);
     tracing::subscriber::with_default(subscriber, || {
         for _ in 0..100 {
@@ -145,10 +131,7 @@ fn span_timing_allocates_only_its_extension() {
         });
         // One box per span: tracing-subscriber's span extensions box what they store. A few more
         // when a duration falls in a power of two not seen before (a sketch page, once).
-        assert!(
-            (1000..=1050).contains(&n),
-            "{n} allocations for 1,000 spans"
-        );
+        assert!((1000..=1050).contains(&n), "{n} allocations for 1,000 spans");
     });
     assert!(guard.flush(Duration::from_secs(5)));
 }

@@ -34,11 +34,7 @@ impl Sink for Chatty {
     }
 
     fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
-        info!(
-            monotonic_counter.sink_logged = 1,
-            records = batch.metrics().len(),
-            "exporting"
-        );
+        info!(monotonic_counter.sink_logged = 1, records = batch.metrics().len(), "exporting");
         tracing::error!("an error logged by a sink");
         self.exports.fetch_add(1, Ordering::SeqCst);
         self.inner.export(batch)
@@ -63,10 +59,7 @@ fn the_layer_works_as_the_global_default() {
         .host(None)
         .rollup_interval(Duration::from_millis(20))
         .flush_interval(Duration::from_millis(20))
-        .sink(Chatty {
-            inner: capture.clone(),
-            exports: exports.clone(),
-        })
+        .sink(Chatty { inner: capture.clone(), exports: exports.clone() })
         .build()
         .unwrap();
     tracing_subscriber::registry().with(tally).init();
@@ -99,18 +92,11 @@ fn the_layer_works_as_the_global_default() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(exports.load(Ordering::SeqCst) >= 2);
     assert_eq!(capture.counter("sink_logged", &[]), 0.0);
-    assert!(
-        capture.errors().is_empty(),
-        "errors logged by the sink are not captured"
-    );
+    assert!(capture.errors().is_empty(), "errors logged by the sink are not captured");
 
     let capture_after = capture.clone();
     drop(guard);
-    assert_eq!(
-        capture_after.counter_exact("requests", &[]),
-        40_000,
-        "exactly once"
-    );
+    assert_eq!(capture_after.counter_exact("requests", &[]), 40_000, "exactly once");
     // The pipeline is gone; recording is now a no-op, not a crash.
     info!(monotonic_counter.after_shutdown = 1);
     assert!(!tracing_tally::flush(Duration::from_millis(100)));

@@ -28,20 +28,15 @@ fn init_reads_the_environment_and_installs_the_global_subscriber() {
     std::env::set_var("TALLY_SELF_METRICS", "off");
     std::env::set_var("RUST_LOG", "off");
     let guard = tracing_tally::try_init().expect("init");
-    assert!(matches!(
-        tracing_tally::try_init(),
-        Err(BuildError::AlreadyInitialized)
-    ));
+    assert!(matches!(tracing_tally::try_init(), Err(BuildError::AlreadyInitialized)));
 
     tracing::info!(monotonic_counter.started = 1, role = "worker");
     assert!(tracing_tally::flush(Duration::from_secs(5)));
     drop(guard);
 
     let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let started: Vec<_> = lines.iter().filter(|l| l["name"] == "started").collect();
     assert_eq!(started.len(), 1, "{text}");
     assert_eq!(started[0]["value"], 1);

@@ -379,10 +379,7 @@ mod tests {
         let values = [f64::MIN, -1.5, -0.0, 0.0, 1e-300, 2.0, f64::MAX];
         for pair in values.windows(2) {
             assert!(order_key(pair[0]) <= order_key(pair[1]), "{pair:?}");
-            assert_eq!(
-                from_order_key(order_key(pair[0])).to_bits(),
-                pair[0].to_bits()
-            );
+            assert_eq!(from_order_key(order_key(pair[0])).to_bits(), pair[0].to_bits());
         }
     }
 
@@ -394,10 +391,7 @@ mod tests {
         }
         let mut acc = GaugeAcc::default();
         assert!(g.drain_into(&mut acc));
-        assert_eq!(
-            (acc.last, acc.min, acc.max, acc.sum, acc.count),
-            (2.0, -1.0, 7.5, 11.5, 4)
-        );
+        assert_eq!((acc.last, acc.min, acc.max, acc.sum, acc.count), (2.0, -1.0, 7.5, 11.5, 4));
         assert!(!g.drain_into(&mut acc));
     }
 

@@ -71,9 +71,7 @@ fn parse_canonical_integer(text: &[u8]) -> Option<i128> {
             return None;
         }
         let digit = i128::from(b - b'0');
-        value = value
-            .checked_mul(10)?
-            .checked_add(if negative { -digit } else { digit })?;
+        value = value.checked_mul(10)?.checked_add(if negative { -digit } else { digit })?;
     }
     Some(value)
 }
@@ -91,10 +89,7 @@ pub(crate) fn mix(mut x: u64) -> u64 {
 /// One tag's contribution to a series' tag hash.
 #[inline]
 pub(crate) fn tag_hash(key_hash: u64, value_hash: u64) -> u64 {
-    mix(key_hash
-        ^ value_hash
-            .rotate_left(29)
-            .wrapping_mul(0x2545_f491_4f6c_dd1d))
+    mix(key_hash ^ value_hash.rotate_left(29).wrapping_mul(0x2545_f491_4f6c_dd1d))
 }
 
 /// A series' identity from its metric's hash and its tags' summed hashes.
@@ -133,32 +128,12 @@ mod tests {
 
     #[test]
     fn integers_and_their_text_hash_alike() {
-        for v in [
-            0i128,
-            7,
-            -7,
-            200,
-            i64::MAX.into(),
-            i64::MIN.into(),
-            i128::MAX,
-            i128::MIN,
-        ] {
-            assert_eq!(
-                hash_integer(v),
-                hash_value_text(v.to_string().as_bytes()),
-                "{v}"
-            );
+        for v in [0i128, 7, -7, 200, i64::MAX.into(), i64::MIN.into(), i128::MAX, i128::MIN] {
+            assert_eq!(hash_integer(v), hash_value_text(v.to_string().as_bytes()), "{v}");
         }
-        assert_eq!(
-            hash_unsigned(u128::MAX),
-            hash_value_text(u128::MAX.to_string().as_bytes())
-        );
+        assert_eq!(hash_unsigned(u128::MAX), hash_value_text(u128::MAX.to_string().as_bytes()));
         for text in ["007", "-0", "+1", "1.0", "1e3", "", "-", "12a"] {
-            assert_eq!(
-                hash_value_text(text.as_bytes()),
-                hash_bytes(text.as_bytes()),
-                "{text}"
-            );
+            assert_eq!(hash_value_text(text.as_bytes()), hash_bytes(text.as_bytes()), "{text}");
         }
     }
 
@@ -168,10 +143,7 @@ mod tests {
         let b = tag_hash(hash_str("status"), hash_str("200"));
         assert_eq!(a.wrapping_add(b), b.wrapping_add(a));
         // Swapping key and value gives another tag.
-        assert_ne!(
-            tag_hash(hash_str("a"), hash_str("b")),
-            tag_hash(hash_str("b"), hash_str("a"))
-        );
+        assert_ne!(tag_hash(hash_str("a"), hash_str("b")), tag_hash(hash_str("b"), hash_str("a")));
     }
 
     #[test]

@@ -173,10 +173,7 @@ impl Registry {
 pub(crate) fn overflow_hash(metric: &MetricDesc) -> u64 {
     series_hash(
         metric.hash,
-        tag_hash(
-            hash_str(OVERFLOW_TAG.0),
-            hash_value_text(OVERFLOW_TAG.1.as_bytes()),
-        ),
+        tag_hash(hash_str(OVERFLOW_TAG.0), hash_value_text(OVERFLOW_TAG.1.as_bytes())),
     )
 }
 
@@ -192,21 +189,10 @@ mod tests {
     fn admits_up_to_the_per_metric_limit_then_overflows() {
         let r = registry(2, 100);
         let m = r.metric("requests", MetricKind::Counter, true, None);
-        assert!(matches!(
-            r.resolve(1, &m, 0, Vec::new),
-            Resolution::Admitted(_)
-        ));
-        assert!(matches!(
-            r.resolve(2, &m, 0, Vec::new),
-            Resolution::Admitted(_)
-        ));
-        assert!(matches!(
-            r.resolve(1, &m, 0, Vec::new),
-            Resolution::Admitted(_)
-        ));
-        let Resolution::Overflow(entry) = r.resolve(3, &m, 0, Vec::new) else {
-            panic!()
-        };
+        assert!(matches!(r.resolve(1, &m, 0, Vec::new), Resolution::Admitted(_)));
+        assert!(matches!(r.resolve(2, &m, 0, Vec::new), Resolution::Admitted(_)));
+        assert!(matches!(r.resolve(1, &m, 0, Vec::new), Resolution::Admitted(_)));
+        let Resolution::Overflow(entry) = r.resolve(3, &m, 0, Vec::new) else { panic!() };
         assert!(entry.is_overflow);
         assert_eq!(entry.tags[0].key(), "overflow");
         assert_eq!(r.live(), 2);
@@ -218,38 +204,21 @@ mod tests {
         let a = r.metric("a", MetricKind::Counter, false, None);
         let b = r.metric("b", MetricKind::Gauge, false, None);
         for h in 0..2 {
-            assert!(matches!(
-                r.resolve(h, &a, 0, Vec::new),
-                Resolution::Admitted(_)
-            ));
+            assert!(matches!(r.resolve(h, &a, 0, Vec::new), Resolution::Admitted(_)));
         }
-        assert!(matches!(
-            r.resolve(10, &b, 0, Vec::new),
-            Resolution::Admitted(_)
-        ));
-        assert!(matches!(
-            r.resolve(11, &b, 0, Vec::new),
-            Resolution::Overflow(_)
-        ));
+        assert!(matches!(r.resolve(10, &b, 0, Vec::new), Resolution::Admitted(_)));
+        assert!(matches!(r.resolve(11, &b, 0, Vec::new), Resolution::Overflow(_)));
     }
 
     #[test]
     fn eviction_frees_room_and_retires_entries() {
         let r = registry(1, 10);
         let m = r.metric("m", MetricKind::Counter, false, None);
-        let Resolution::Admitted(old) = r.resolve(1, &m, 0, Vec::new) else {
-            panic!()
-        };
-        assert!(matches!(
-            r.resolve(2, &m, 0, Vec::new),
-            Resolution::Overflow(_)
-        ));
+        let Resolution::Admitted(old) = r.resolve(1, &m, 0, Vec::new) else { panic!() };
+        assert!(matches!(r.resolve(2, &m, 0, Vec::new), Resolution::Overflow(_)));
         assert_eq!(r.evict_idle(1), 2); // the series and the overflow series
         assert!(old.is_retired());
-        assert!(matches!(
-            r.resolve(2, &m, 1, Vec::new),
-            Resolution::Admitted(_)
-        ));
+        assert!(matches!(r.resolve(2, &m, 1, Vec::new), Resolution::Admitted(_)));
     }
 
     #[test]
@@ -258,9 +227,6 @@ mod tests {
         let a = r.metric("x", MetricKind::Counter, false, Some("byte"));
         let b = r.metric("x", MetricKind::Counter, false, Some("byte"));
         assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(
-            &a,
-            &r.metric("x", MetricKind::Gauge, false, Some("byte"))
-        ));
+        assert!(!Arc::ptr_eq(&a, &r.metric("x", MetricKind::Gauge, false, Some("byte"))));
     }
 }

@@ -48,10 +48,7 @@ pub struct Tag {
 impl Tag {
     /// A tag from a key and a value.
     pub fn new(key: impl Into<Arc<str>>, value: impl Into<Box<str>>) -> Tag {
-        Tag {
-            key: key.into(),
-            value: value.into(),
-        }
+        Tag { key: key.into(), value: value.into() }
     }
 
     /// The tag's key.

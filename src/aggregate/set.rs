@@ -81,15 +81,12 @@ impl AtomicSet {
         if probe(&self.inline, member, INLINE_SLOTS) {
             return;
         }
-        let heap = self
-            .heap
-            .get_or_init(|| Box::new([const { AtomicU64::new(0) }; HEAP_SLOTS]));
+        let heap = self.heap.get_or_init(|| Box::new([const { AtomicU64::new(0) }; HEAP_SLOTS]));
         if probe(&heap[..], member, MAX_PROBE) {
             return;
         }
-        let registers = self
-            .registers
-            .get_or_init(|| Box::new([const { AtomicU8::new(0) }; REGISTERS]));
+        let registers =
+            self.registers.get_or_init(|| Box::new([const { AtomicU8::new(0) }; REGISTERS]));
         let (index, rank) = register_update(member);
         registers[index].fetch_max(rank, Relaxed);
     }
@@ -185,11 +182,7 @@ fn estimate(registers: &[u8; REGISTERS]) -> u64 {
         (sum + 2f64.powi(-i32::from(r)), zeros + u32::from(r == 0))
     });
     let raw = alpha * m * m / sum;
-    let estimate = if raw <= 2.5 * m && zeros > 0 {
-        m * (m / f64::from(zeros)).ln()
-    } else {
-        raw
-    };
+    let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / f64::from(zeros)).ln() } else { raw };
     estimate.round() as u64
 }
 

@@ -44,10 +44,7 @@ fn midpoint(key: u32) -> f64 {
 
 /// The bounds of a magnitude bucket: `[lower, upper)`.
 fn bounds(key: u32) -> (f64, f64) {
-    (
-        f64::from_bits(u64::from(key) << SHIFT),
-        f64::from_bits(u64::from(key + 1) << SHIFT),
-    )
+    (f64::from_bits(u64::from(key) << SHIFT), f64::from_bits(u64::from(key + 1) << SHIFT))
 }
 
 // === AtomicSketch ===
@@ -80,12 +77,8 @@ impl std::fmt::Debug for AtomicSketch {
 impl AtomicSketch {
     pub(crate) const fn new() -> Self {
         AtomicSketch {
-            directory: [const {
-                DirectoryEntry {
-                    key: AtomicU32::new(0),
-                    group: OnceLock::new(),
-                }
-            }; DIRECTORY_LEN],
+            directory: [const { DirectoryEntry { key: AtomicU32::new(0), group: OnceLock::new() } };
+                DIRECTORY_LEN],
         }
     }
 
@@ -100,11 +93,8 @@ impl AtomicSketch {
         let Some(group) = self.group(page_id / GROUP_LEN as u32) else {
             return false;
         };
-        let page = group.pages[page_id as usize % GROUP_LEN].get_or_init(|| {
-            Box::new(Page {
-                counts: [const { AtomicU64::new(0) }; PAGE_LEN],
-            })
-        });
+        let page = group.pages[page_id as usize % GROUP_LEN]
+            .get_or_init(|| Box::new(Page { counts: [const { AtomicU64::new(0) }; PAGE_LEN] }));
         page.counts[key as usize % PAGE_LEN].fetch_add(1, Relaxed);
         true
     }
@@ -121,9 +111,7 @@ impl AtomicSketch {
                 // Only the owning thread claims entries, so no other writer races this store.
                 entry.key.store(wanted, Relaxed);
                 let group = entry.group.get_or_init(|| {
-                    Box::new(Group {
-                        pages: [const { OnceLock::new() }; GROUP_LEN],
-                    })
+                    Box::new(Group { pages: [const { OnceLock::new() }; GROUP_LEN] })
                 });
                 return Some(group);
             }
@@ -214,10 +202,7 @@ impl Sketch {
         if value == 0.0 {
             self.add_zero(1);
         } else {
-            self.add_signed_key(
-                magnitude_key(value) | if value < 0.0 { NEGATIVE } else { 0 },
-                1,
-            );
+            self.add_signed_key(magnitude_key(value) | if value < 0.0 { NEGATIVE } else { 0 }, 1);
         }
     }
 
@@ -234,11 +219,7 @@ impl Sketch {
     }
 
     pub(crate) fn add_signed_key(&mut self, key: u32, n: u64) {
-        let map = if key & NEGATIVE != 0 {
-            &mut self.negative
-        } else {
-            &mut self.positive
-        };
+        let map = if key & NEGATIVE != 0 { &mut self.negative } else { &mut self.positive };
         *map.entry(key & !NEGATIVE).or_default() += n;
         self.count += n;
     }
@@ -291,24 +272,13 @@ impl Sketch {
     pub fn buckets(&self) -> impl Iterator<Item = SketchBucket> + '_ {
         let negative = self.negative.iter().rev().map(|(&k, &count)| {
             let (lower, upper) = bounds(k);
-            SketchBucket {
-                lower: -upper,
-                upper: -lower,
-                count,
-            }
+            SketchBucket { lower: -upper, upper: -lower, count }
         });
-        let zero = (self.zero > 0).then_some(SketchBucket {
-            lower: 0.0,
-            upper: 0.0,
-            count: self.zero,
-        });
+        let zero =
+            (self.zero > 0).then_some(SketchBucket { lower: 0.0, upper: 0.0, count: self.zero });
         let positive = self.positive.iter().map(|(&k, &count)| {
             let (lower, upper) = bounds(k);
-            SketchBucket {
-                lower,
-                upper,
-                count,
-            }
+            SketchBucket { lower, upper, count }
         });
         negative.chain(zero).chain(positive)
     }

@@ -20,10 +20,7 @@ use crate::stats::{Counters, Stats};
 
 /// The start of the roll-up interval that contains `time`.
 pub(crate) fn interval_start(time: SystemTime, length: Duration) -> SystemTime {
-    let since = time
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let length = length.as_nanos().max(1);
     let start = since - since % length;
     UNIX_EPOCH + Duration::from_nanos(u64::try_from(start).unwrap_or(u64::MAX))
@@ -112,10 +109,7 @@ impl Flusher {
         if self.shared.config.self_metrics {
             let now = interval_start(SystemTime::now(), self.shared.config.rollup_interval);
             let stats = self.stats();
-            metrics.extend(
-                self.self_metrics
-                    .records(&self.shared, &stats, now, self.last_flush),
-            );
+            metrics.extend(self.self_metrics.records(&self.shared, &stats, now, self.last_flush));
         }
         let errors: Vec<_> = self.inbox.errors.try_iter().collect();
         let batch = Arc::new(Batch {
@@ -123,10 +117,7 @@ impl Flusher {
             errors,
             global_tags: self.shared.config.global_tags.clone(),
         });
-        self.totals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(&batch);
+        self.totals.lock().unwrap_or_else(PoisonError::into_inner).add(&batch);
         for sink in &mut self.sinks {
             if !batch.is_empty() {
                 sink.export(&batch, &self.shared);
@@ -154,10 +145,9 @@ fn record(
     acc: Accumulator,
 ) -> MetricRecord {
     let value = match acc {
-        Accumulator::Counter(c) => MetricValue::Counter(CounterValue {
-            integer: c.integer,
-            float: c.float,
-        }),
+        Accumulator::Counter(c) => {
+            MetricValue::Counter(CounterValue { integer: c.integer, float: c.float })
+        }
         Accumulator::Gauge(g) => MetricValue::Gauge(GaugeValue {
             last: g.last,
             min: g.min,
@@ -167,16 +157,8 @@ fn record(
         }),
         Accumulator::Distribution(d) => {
             // Extremes recorded outside the sketch's range fall back to the sketch's own.
-            let min = if d.min.is_finite() {
-                d.min
-            } else {
-                d.sketch.quantile(0.0).unwrap_or(0.0)
-            };
-            let max = if d.max.is_finite() {
-                d.max
-            } else {
-                d.sketch.quantile(1.0).unwrap_or(0.0)
-            };
+            let min = if d.min.is_finite() { d.min } else { d.sketch.quantile(0.0).unwrap_or(0.0) };
+            let max = if d.max.is_finite() { d.max } else { d.sketch.quantile(1.0).unwrap_or(0.0) };
             MetricValue::Distribution(DistributionValue {
                 count: d.count,
                 sum: d.sum,
@@ -187,12 +169,7 @@ fn record(
         }
         Accumulator::Set(s) => MetricValue::Set(SetValue { unique: s.unique() }),
     };
-    MetricRecord {
-        series,
-        start,
-        interval,
-        value,
-    }
+    MetricRecord { series, start, interval, value }
 }
 
 /// The pipeline's own metrics (`tally.*`).
@@ -214,13 +191,10 @@ impl SelfMetrics {
         self.entries
             .entry((name, reason))
             .or_insert_with(|| {
-                let metric = shared
-                    .registry
-                    .metric(name, kind, kind == MetricKind::Counter, unit);
+                let metric = shared.registry.metric(name, kind, kind == MetricKind::Counter, unit);
                 let tags: Vec<Tag> = reason.map(|r| Tag::new("reason", r)).into_iter().collect();
-                let tags_hash = reason.map_or(0, |r| {
-                    tag_hash(hash_str("reason"), hash_value_text(r.as_bytes()))
-                });
+                let tags_hash = reason
+                    .map_or(0, |r| tag_hash(hash_str("reason"), hash_value_text(r.as_bytes())));
                 let hash = series_hash(metric.hash, tags_hash);
                 Arc::new(SeriesEntry::new(hash, metric, tags, false, 0))
             })
@@ -244,12 +218,7 @@ impl SelfMetrics {
                     integer: i128::from(now - before),
                     float: 0.0,
                 });
-                out.push(MetricRecord {
-                    series,
-                    start,
-                    interval,
-                    value,
-                });
+                out.push(MetricRecord { series, start, interval, value });
             }
         };
         for (reason, n) in stats.drops() {
@@ -257,23 +226,11 @@ impl SelfMetrics {
             counter(self, "tally.dropped", Some(reason.as_str()), n, before);
         }
         let before = previous.as_ref().map_or(0, |p| p.overflowed);
-        counter(
-            self,
-            "tally.series.overflow",
-            None,
-            stats.overflowed,
-            before,
-        );
+        counter(self, "tally.series.overflow", None, stats.overflowed, before);
         let before = previous.as_ref().map_or(0, |p| p.evicted);
         counter(self, "tally.series.evicted", None, stats.evicted, before);
         let before = previous.as_ref().map_or(0, |p| p.errors_captured);
-        counter(
-            self,
-            "tally.errors.captured",
-            None,
-            stats.errors_captured,
-            before,
-        );
+        counter(self, "tally.errors.captured", None, stats.errors_captured, before);
 
         let live = stats.live_series as f64;
         let series = self.entry(shared, "tally.series.live", MetricKind::Gauge, None, None);
@@ -284,12 +241,7 @@ impl SelfMetrics {
             sum: live,
             count: 1,
         });
-        out.push(MetricRecord {
-            series,
-            start,
-            interval,
-            value,
-        });
+        out.push(MetricRecord { series, start, interval, value });
         if let Some(duration) = last_flush {
             let ms = duration.as_secs_f64() * 1e3;
             let mut sketch = crate::aggregate::sketch::Sketch::new();
@@ -308,12 +260,7 @@ impl SelfMetrics {
                 max: ms,
                 sketch,
             });
-            out.push(MetricRecord {
-                series,
-                start,
-                interval,
-                value,
-            });
+            out.push(MetricRecord { series, start, interval, value });
         }
         out
     }

@@ -27,14 +27,9 @@ use crate::stats::Stats;
 /// How the pipeline flushes.
 enum Mode {
     /// A flusher thread.
-    Threaded {
-        commands: Sender<Command>,
-        thread: Mutex<Option<JoinHandle<()>>>,
-    },
+    Threaded { commands: Sender<Command>, thread: Mutex<Option<JoinHandle<()>>> },
     /// No thread: flushes run on the caller (serverless).
-    Manual {
-        flusher: Mutex<Option<Box<Flusher>>>,
-    },
+    Manual { flusher: Mutex<Option<Box<Flusher>>> },
 }
 
 /// The control side of a pipeline: flush, stats, summary, shutdown.
@@ -66,24 +61,15 @@ impl Control {
         let shared = flusher.shared.clone();
         let totals = flusher.totals.clone();
         let mode = if shared.config.manual {
-            Mode::Manual {
-                flusher: Mutex::new(Some(Box::new(flusher))),
-            }
+            Mode::Manual { flusher: Mutex::new(Some(Box::new(flusher))) }
         } else {
             let (commands, inbox) = crossbeam_channel::bounded(16);
             let thread = std::thread::Builder::new()
                 .name("tally-flusher".into())
                 .spawn(move || worker::run(flusher, inbox))?;
-            Mode::Threaded {
-                commands,
-                thread: Mutex::new(Some(thread)),
-            }
+            Mode::Threaded { commands, thread: Mutex::new(Some(thread)) }
         };
-        let control = Arc::new(Control {
-            shared,
-            mode,
-            totals,
-        });
+        let control = Arc::new(Control { shared, mode, totals });
         let mut pipelines = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
         pipelines.retain(|p| p.strong_count() > 0);
         pipelines.push(Arc::downgrade(&control));
@@ -93,11 +79,7 @@ impl Control {
     /// The pipeline `tracing_tally::flush` acts on.
     pub(crate) fn current() -> Option<Arc<Control>> {
         let pipelines = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
-        pipelines
-            .iter()
-            .rev()
-            .filter_map(Weak::upgrade)
-            .find(|c| !c.shared.is_closed())
+        pipelines.iter().rev().filter_map(Weak::upgrade).find(|c| !c.shared.is_closed())
     }
 
     /// Exports everything recorded so far and waits until every sink has it, or `timeout`.
@@ -114,11 +96,8 @@ impl Control {
                 if self.shared.is_closed() {
                     return false;
                 }
-                let command = if shutdown {
-                    Command::Shutdown(ticket)
-                } else {
-                    Command::Flush(ticket)
-                };
+                let command =
+                    if shutdown { Command::Shutdown(ticket) } else { Command::Flush(ticket) };
                 if commands.send_deadline(command, deadline).is_err() {
                     return false;
                 }
@@ -171,10 +150,7 @@ impl Control {
     }
 
     pub(crate) fn summary(&self) -> Summary {
-        self.totals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .summary(self.stats())
+        self.totals.lock().unwrap_or_else(PoisonError::into_inner).summary(self.stats())
     }
 
     pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
@@ -186,14 +162,12 @@ impl Control {
 
     fn is_shut_down(&self) -> bool {
         match &self.mode {
-            Mode::Threaded { thread, .. } => thread
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_none(),
-            Mode::Manual { flusher } => flusher
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_none(),
+            Mode::Threaded { thread, .. } => {
+                thread.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+            }
+            Mode::Manual { flusher } => {
+                flusher.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+            }
         }
     }
 }
@@ -214,9 +188,7 @@ pub struct FlushGuard {
 
 impl std::fmt::Debug for FlushGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlushGuard")
-            .field("pipeline", &self.control.shared.id)
-            .finish()
+        f.debug_struct("FlushGuard").field("pipeline", &self.control.shared.id).finish()
     }
 }
 

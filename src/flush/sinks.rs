@@ -70,10 +70,7 @@ impl Runner {
 
 /// A sink as the flusher sees it.
 pub(crate) enum SinkHandle {
-    Threaded {
-        queue: Sender<Message>,
-        thread: Option<JoinHandle<()>>,
-    },
+    Threaded { queue: Sender<Message>, thread: Option<JoinHandle<()>> },
     Inline(Runner),
 }
 
@@ -105,10 +102,7 @@ impl SinkHandle {
                 }
             }
         })?;
-        Ok(SinkHandle::Threaded {
-            queue,
-            thread: Some(thread),
-        })
+        Ok(SinkHandle::Threaded { queue, thread: Some(thread) })
     }
 
     /// Runs `sink` on the flushing thread (manual mode).

@@ -25,18 +25,13 @@ fn until(at: SystemTime) -> Duration {
 
 /// The start of the interval before the one that contains `now` (never before the epoch).
 fn previous_interval(now: SystemTime, rollup: Duration) -> SystemTime {
-    interval_start(now, rollup)
-        .checked_sub(rollup)
-        .unwrap_or(UNIX_EPOCH)
+    interval_start(now, rollup).checked_sub(rollup).unwrap_or(UNIX_EPOCH)
 }
 
 /// The end of the interval that contains `now` (a day ahead if that cannot be represented).
 fn next_boundary(now: SystemTime, rollup: Duration) -> SystemTime {
     let day = Duration::from_secs(24 * 3600);
-    interval_start(now, rollup)
-        .checked_add(rollup)
-        .or_else(|| now.checked_add(day))
-        .unwrap_or(now)
+    interval_start(now, rollup).checked_add(rollup).or_else(|| now.checked_add(day)).unwrap_or(now)
 }
 
 /// The flusher thread's body.

@@ -21,10 +21,7 @@ pub(crate) struct Breadcrumbs {
 
 impl Breadcrumbs {
     pub(crate) fn new(capacity: usize) -> Self {
-        Breadcrumbs {
-            ring: VecDeque::with_capacity(capacity),
-            capacity,
-        }
+        Breadcrumbs { ring: VecDeque::with_capacity(capacity), capacity }
     }
 
     /// Keeps `event`, dropping the oldest breadcrumb when the ring is full.

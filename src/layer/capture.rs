@@ -43,18 +43,9 @@ pub(crate) fn capture<S>(
         shared.counters.dropped(DropReason::RateLimited, 1);
         return;
     }
-    let mut visitor = CaptureVisitor {
-        plan,
-        capture: Capture::default(),
-    };
+    let mut visitor = CaptureVisitor { plan, capture: Capture::default() };
     event.record(&mut visitor);
-    let Capture {
-        message,
-        fields,
-        error_chain,
-        mut tags,
-        fingerprint,
-    } = visitor.capture;
+    let Capture { message, fields, error_chain, mut tags, fingerprint } = visitor.capture;
 
     let mut spans = Vec::new();
     let mut trace_id = None;

@@ -43,12 +43,10 @@ impl<S> Filter<S> for CallsiteFilter {
         if let Some(verdict) = self.plans.verdict(meta) {
             return verdict;
         }
-        with_thread(&self.plans.shared, |ts| {
-            match ts.plans.get(meta, &self.plans) {
-                Plan::Event(plan) => plan.has_metrics(),
-                Plan::Span(_) => true,
-                Plan::Ignored => false,
-            }
+        with_thread(&self.plans.shared, |ts| match ts.plans.get(meta, &self.plans) {
+            Plan::Event(plan) => plan.has_metrics(),
+            Plan::Span(_) => true,
+            Plan::Ignored => false,
         })
         .unwrap_or(false)
     }

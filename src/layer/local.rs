@@ -53,9 +53,7 @@ pub(crate) fn suppressed<R>(f: impl FnOnce() -> R) -> R {
             let _ = LOCAL.try_with(|local| local.suppressed.set(previous));
         }
     }
-    let previous = LOCAL
-        .try_with(|local| local.suppressed.replace(true))
-        .unwrap_or(false);
+    let previous = LOCAL.try_with(|local| local.suppressed.replace(true)).unwrap_or(false);
     let _restore = Restore(previous);
     f()
 }
@@ -69,9 +67,7 @@ pub(crate) struct PlanCache {
 
 impl PlanCache {
     fn new() -> Self {
-        PlanCache {
-            slots: Box::new([const { (0, None) }; PLAN_CACHE_LEN]),
-        }
+        PlanCache { slots: Box::new([const { (0, None) }; PLAN_CACHE_LEN]) }
     }
 
     /// The plan of `meta`, from the cache or the pipeline's table.
@@ -151,8 +147,7 @@ impl Series {
 
     /// Forgets retired cells and the aliases of rejected series.
     fn sweep(&mut self) {
-        self.cells
-            .retain(|&hash, cell| hash == cell.entry.hash && !cell.entry.is_retired());
+        self.cells.retain(|&hash, cell| hash == cell.entry.hash && !cell.entry.is_retired());
     }
 }
 
@@ -176,9 +171,7 @@ impl ThreadState {
             epoch: shared.epoch(),
             shared,
             plans: PlanCache::new(),
-            series: Series {
-                cells: HashMap::default(),
-            },
+            series: Series { cells: HashMap::default() },
             breadcrumbs,
             rng: seed | 1,
         }

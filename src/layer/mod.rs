@@ -71,12 +71,8 @@ where
 {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         let plans = Arc::new(Plans::new(shared));
-        let recorder = Recorder {
-            plans: plans.clone(),
-        };
-        TallyLayer {
-            inner: recorder.with_filter(CallsiteFilter::new(plans)),
-        }
+        let recorder = Recorder { plans: plans.clone() };
+        TallyLayer { inner: recorder.with_filter(CallsiteFilter::new(plans)) }
     }
 }
 
@@ -189,9 +185,7 @@ impl Recorder {
         let counters = &plans.shared.counters;
         if plan.error.is_some() {
             let breadcrumbs = &ts.breadcrumbs;
-            guard::user_code(counters, || {
-                capture::capture(plans, plan, breadcrumbs, event, ctx)
-            });
+            guard::user_code(counters, || capture::capture(plans, plan, breadcrumbs, event, ctx));
         } else if plan.breadcrumb {
             let breadcrumbs = &mut ts.breadcrumbs;
             guard::user_code(counters, || breadcrumbs.push(event));

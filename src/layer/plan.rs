@@ -38,10 +38,7 @@ pub(crate) struct TagKey {
 
 impl TagKey {
     pub(crate) fn new(key: &str) -> Self {
-        TagKey {
-            key: key.into(),
-            hash: hash_str(key),
-        }
+        TagKey { key: key.into(), hash: hash_str(key) }
     }
 }
 
@@ -142,9 +139,7 @@ struct Verdicts {
 
 impl Verdicts {
     fn new() -> Self {
-        Verdicts {
-            slots: Box::new([const { AtomicUsize::new(0) }; VERDICTS]),
-        }
+        Verdicts { slots: Box::new([const { AtomicUsize::new(0) }; VERDICTS]) }
     }
 
     #[inline]
@@ -159,8 +154,7 @@ impl Verdicts {
     }
 
     fn set(&self, key: usize, interesting: bool) {
-        self.slot(key)
-            .store(key | 0b10 | usize::from(interesting), Ordering::Relaxed);
+        self.slot(key).store(key | 0b10 | usize::from(interesting), Ordering::Relaxed);
     }
 }
 
@@ -208,11 +202,8 @@ impl Plans {
             return plan.clone();
         }
         drop(table);
-        let plan = Arc::new(if meta.is_span() {
-            self.build_span(meta)
-        } else {
-            self.build_event(meta)
-        });
+        let plan =
+            Arc::new(if meta.is_span() { self.build_span(meta) } else { self.build_event(meta) });
         let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
         let plan = match table.entry(key) {
             Entry::Occupied(existing) => existing.get().clone(),
@@ -242,18 +233,10 @@ impl Plans {
         let (name, _) = fields::sanitize_name(&config.span_metric);
         let duration = registry.metric(&name, MetricKind::Distribution, false, Some("millisecond"));
         let busy_idle = config.busy_idle.then(|| {
-            let busy = registry.metric(
-                "span.busy",
-                MetricKind::Distribution,
-                false,
-                Some("millisecond"),
-            );
-            let idle = registry.metric(
-                "span.idle",
-                MetricKind::Distribution,
-                false,
-                Some("millisecond"),
-            );
+            let busy =
+                registry.metric("span.busy", MetricKind::Distribution, false, Some("millisecond"));
+            let idle =
+                registry.metric("span.idle", MetricKind::Distribution, false, Some("millisecond"));
             (busy, idle)
         });
         let tag_fields = meta
@@ -261,15 +244,9 @@ impl Plans {
             .iter()
             .map(|field| {
                 let key = fields::sanitize_tag_key(
-                    field
-                        .name()
-                        .strip_prefix(fields::TAGS_PREFIX)
-                        .unwrap_or(field.name()),
+                    field.name().strip_prefix(fields::TAGS_PREFIX).unwrap_or(field.name()),
                 );
-                self.span_tag_keys
-                    .iter()
-                    .position(|k| *k.key == *key)
-                    .map(|i| i as u8)
+                self.span_tag_keys.iter().position(|k| *k.key == *key).map(|i| i as u8)
             })
             .collect();
         Plan::Span(SpanPlan {
@@ -309,19 +286,13 @@ impl Plans {
                 continue;
             };
             let key = key.key.clone();
-            if roles[i + 1..]
-                .iter()
-                .any(|r| matches!(r, FieldRole::Tag(k) if k.key == key))
-            {
+            if roles[i + 1..].iter().any(|r| matches!(r, FieldRole::Tag(k) if k.key == key)) {
                 roles[i] = FieldRole::Ignored;
             }
         }
         let mut shadowed_span_tags = 0u64;
         for (i, span_key) in self.span_tag_keys.iter().enumerate() {
-            if roles
-                .iter()
-                .any(|r| matches!(r, FieldRole::Tag(k) if k.key == span_key.key))
-            {
+            if roles.iter().any(|r| matches!(r, FieldRole::Tag(k) if k.key == span_key.key)) {
                 shadowed_span_tags |= 1 << i;
             }
         }
@@ -371,11 +342,7 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     pub(crate) fn new(rate: u32, burst: u32) -> Self {
-        let emission_ns = if rate == 0 {
-            u64::MAX / 4
-        } else {
-            1_000_000_000 / u64::from(rate)
-        };
+        let emission_ns = if rate == 0 { u64::MAX / 4 } else { 1_000_000_000 / u64::from(rate) };
         RateLimiter {
             tat: AtomicU64::new(0),
             emission_ns,
@@ -394,10 +361,7 @@ impl RateLimiter {
                 return false;
             }
             let next = start.saturating_add(self.emission_ns);
-            match self
-                .tat
-                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.tat.compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return true,
                 Err(actual) => tat = actual,
             }

@@ -83,9 +83,7 @@ impl SpanData {
 
     /// The sum of the span tags' hashes.
     fn tags_hash(&self) -> u64 {
-        self.tags
-            .iter()
-            .fold(0u64, |sum, t| sum.wrapping_add(t.hash))
+        self.tags.iter().fold(0u64, |sum, t| sum.wrapping_add(t.hash))
     }
 }
 
@@ -179,12 +177,7 @@ impl Visit for SpanVisitor<'_> {
 
 fn visitor<'a>(plans: &'a Plans, plan: &'a SpanPlan, data: &'a mut SpanData) -> SpanVisitor<'a> {
     let capture = plans.shared.config.capture_span_fields;
-    SpanVisitor {
-        plan,
-        plans,
-        data,
-        capture,
-    }
+    SpanVisitor { plan, plans, data, capture }
 }
 
 /// A span opened: read the clock, give it ids, capture its fields.
@@ -203,17 +196,9 @@ pub(crate) fn on_new_span<S>(
     let Plan::Span(plan) = ts.plans.get(attrs.metadata(), plans) else {
         return;
     };
-    let busy_idle = plans.shared.config.busy_idle.then_some(BusyIdle {
-        last: start,
-        ..BusyIdle::default()
-    });
-    let mut data = SpanData {
-        start,
-        span_id,
-        trace_id,
-        busy_idle,
-        ..SpanData::empty()
-    };
+    let busy_idle =
+        plans.shared.config.busy_idle.then_some(BusyIdle { last: start, ..BusyIdle::default() });
+    let mut data = SpanData { start, span_id, trace_id, busy_idle, ..SpanData::empty() };
     if !attrs.fields().is_empty() {
         // User `Debug` code runs here, before any extension lock is taken.
         attrs.record(&mut visitor(plans, plan, &mut data));
@@ -270,10 +255,7 @@ where
     let Some(span) = ctx.span(id) else { return };
     let now = clock().raw();
     let mut extensions = span.extensions_mut();
-    if let Some(t) = extensions
-        .get_mut::<SpanData>()
-        .and_then(|d| d.busy_idle.as_mut())
-    {
+    if let Some(t) = extensions.get_mut::<SpanData>().and_then(|d| d.busy_idle.as_mut()) {
         if t.entered == 0 {
             t.idle += clock().delta_as_nanos(t.last, now);
             t.last = now;
@@ -290,10 +272,7 @@ where
     let Some(span) = ctx.span(id) else { return };
     let now = clock().raw();
     let mut extensions = span.extensions_mut();
-    if let Some(t) = extensions
-        .get_mut::<SpanData>()
-        .and_then(|d| d.busy_idle.as_mut())
-    {
+    if let Some(t) = extensions.get_mut::<SpanData>().and_then(|d| d.busy_idle.as_mut()) {
         t.entered = t.entered.saturating_sub(1);
         if t.entered == 0 {
             t.busy += clock().delta_as_nanos(t.last, now);
@@ -320,42 +299,15 @@ where
     let series = &mut ts.series;
     let tags_hash = plan.name_tag.wrapping_add(data.tags_hash());
     let nanos = clock().delta_as_nanos(data.start, end);
-    record_ms(
-        plans,
-        series,
-        epoch,
-        &plan.duration,
-        tags_hash,
-        meta.name(),
-        &data,
-        nanos,
-    );
+    record_ms(plans, series, epoch, &plan.duration, tags_hash, meta.name(), &data, nanos);
     if let (Some((busy, idle)), Some(mut t)) = (&plan.busy_idle, data.busy_idle) {
         if t.entered == 0 {
             t.idle += clock().delta_as_nanos(t.last, end);
         } else {
             t.busy += clock().delta_as_nanos(t.last, end);
         }
-        record_ms(
-            plans,
-            series,
-            epoch,
-            busy,
-            tags_hash,
-            meta.name(),
-            &data,
-            t.busy,
-        );
-        record_ms(
-            plans,
-            series,
-            epoch,
-            idle,
-            tags_hash,
-            meta.name(),
-            &data,
-            t.idle,
-        );
+        record_ms(plans, series, epoch, busy, tags_hash, meta.name(), &data, t.busy);
+        record_ms(plans, series, epoch, idle, tags_hash, meta.name(), &data, t.idle);
     }
 }
 
@@ -372,19 +324,12 @@ fn record_ms(
 ) {
     let shared = &plans.shared;
     let tags = || span_tags(plans, name, data);
-    series.with_cell(
-        shared,
-        epoch,
-        series_hash(metric.hash, tags_hash),
-        metric,
-        tags,
-        |cell| {
-            if cell.entry.is_overflow {
-                Counters::bump(&shared.counters.overflowed, 1);
-            }
-            cell.record(Number::Float(nanos as f64 / 1e6));
-        },
-    );
+    series.with_cell(shared, epoch, series_hash(metric.hash, tags_hash), metric, tags, |cell| {
+        if cell.entry.is_overflow {
+            Counters::bump(&shared.counters.overflowed, 1);
+        }
+        cell.record(Number::Float(nanos as f64 / 1e6));
+    });
 }
 
 /// The owned tags of a span metric: `span:<name>` and the configured span tags.
@@ -421,16 +366,11 @@ where
         return 0;
     };
     let mut hash = 0u64;
-    for tag in data
-        .tags
-        .iter()
-        .filter(|t| shadowed & (1u64 << t.index) == 0)
-    {
+    for tag in data.tags.iter().filter(|t| shadowed & (1u64 << t.index) == 0) {
         hash = hash.wrapping_add(tag.hash);
-        if let (Some(out), Some(key)) = (
-            owned.as_deref_mut(),
-            plans.span_tag_keys.get(usize::from(tag.index)),
-        ) {
+        if let (Some(out), Some(key)) =
+            (owned.as_deref_mut(), plans.span_tag_keys.get(usize::from(tag.index)))
+        {
             out.push(Tag::new(key.key.clone(), tag.value.clone()));
         }
     }

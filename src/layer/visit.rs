@@ -238,11 +238,7 @@ pub(crate) struct TagCollector<'a> {
 
 impl<'a> TagCollector<'a> {
     pub(crate) fn new(plan: &'a EventPlan) -> Self {
-        TagCollector {
-            plan,
-            tags: Vec::new(),
-            truncated: false,
-        }
+        TagCollector { plan, tags: Vec::new(), truncated: false }
     }
 
     fn push(&mut self, field: &Field, value: &str) {
@@ -368,11 +364,7 @@ pub(crate) struct TextBuf {
 
 impl TextBuf {
     pub(crate) fn new() -> Self {
-        TextBuf {
-            bytes: [0; MAX_TAG_VALUE_LEN],
-            len: 0,
-            truncated: false,
-        }
+        TextBuf { bytes: [0; MAX_TAG_VALUE_LEN], len: 0, truncated: false }
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -403,18 +395,9 @@ mod tests {
     #[test]
     fn integers_render_as_decimal() {
         assert_eq!(IntText::new().u128(0), b"0");
-        assert_eq!(
-            IntText::new().u128(u128::MAX),
-            u128::MAX.to_string().as_bytes()
-        );
-        assert_eq!(
-            IntText::new().u128(u64::MAX.into()),
-            u64::MAX.to_string().as_bytes()
-        );
-        assert_eq!(
-            IntText::new().i128(i128::MIN),
-            i128::MIN.to_string().as_bytes()
-        );
+        assert_eq!(IntText::new().u128(u128::MAX), u128::MAX.to_string().as_bytes());
+        assert_eq!(IntText::new().u128(u64::MAX.into()), u64::MAX.to_string().as_bytes());
+        assert_eq!(IntText::new().i128(i128::MIN), i128::MIN.to_string().as_bytes());
         assert_eq!(IntText::new().i128(-42), b"-42");
     }
 
@@ -431,30 +414,15 @@ mod tests {
         let counter = MetricDesc::new("c", MetricKind::Counter, true, None);
         let gauge = MetricDesc::new("g", MetricKind::Gauge, false, None);
         let set = MetricDesc::new("s", MetricKind::Set, false, None);
-        assert!(matches!(
-            observe(&counter, Raw::Int(-1)),
-            Err(DropReason::NegativeMonotonic)
-        ));
-        assert!(matches!(
-            observe(&counter, Raw::F64(f64::NAN)),
-            Err(DropReason::NonFinite)
-        ));
-        assert!(matches!(
-            observe(&counter, Raw::Text("1")),
-            Err(DropReason::InvalidType)
-        ));
+        assert!(matches!(observe(&counter, Raw::Int(-1)), Err(DropReason::NegativeMonotonic)));
+        assert!(matches!(observe(&counter, Raw::F64(f64::NAN)), Err(DropReason::NonFinite)));
+        assert!(matches!(observe(&counter, Raw::Text("1")), Err(DropReason::InvalidType)));
         assert!(matches!(
             observe(&counter, Raw::Int(u64::MAX.into())),
             Ok(Observation::Number(Number::Float(_)))
         ));
-        assert!(matches!(
-            observe(&gauge, Raw::Int(-1)),
-            Ok(Observation::Number(Number::Int(-1)))
-        ));
-        assert!(matches!(
-            observe(&set, Raw::F64(1.0)),
-            Err(DropReason::InvalidType)
-        ));
+        assert!(matches!(observe(&gauge, Raw::Int(-1)), Ok(Observation::Number(Number::Int(-1)))));
+        assert!(matches!(observe(&set, Raw::F64(1.0)), Err(DropReason::InvalidType)));
         let (Ok(Observation::Member(a)), Ok(Observation::Member(b))) =
             (observe(&set, Raw::Int(5)), observe(&set, Raw::Text("5")))
         else {

@@ -34,9 +34,7 @@ pub struct JsonlSink {
 
 impl std::fmt::Debug for JsonlSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JsonlSink")
-            .field("target", &self.target)
-            .finish_non_exhaustive()
+        f.debug_struct("JsonlSink").field("target", &self.target).finish_non_exhaustive()
     }
 }
 
@@ -59,11 +57,7 @@ impl JsonlSink {
 
     /// Writes to any writer; `target` names it in diagnostics.
     pub fn new(writer: impl Write + Send + 'static, target: impl Into<String>) -> Self {
-        JsonlSink {
-            writer: Box::new(writer),
-            target: target.into(),
-            buffer: Vec::new(),
-        }
+        JsonlSink { writer: Box::new(writer), target: target.into(), buffer: Vec::new() }
     }
 }
 
@@ -290,9 +284,7 @@ fn encode_error(global_tags: &[Tag], error: &ErrorEvent, out: &mut Vec<u8>) {
         }
         out.push(b']');
     });
-    o.with("tags", |out| {
-        tags(out, merge_tags(global_tags, &error.tags))
-    });
+    o.with("tags", |out| tags(out, merge_tags(global_tags, &error.tags)));
     if let Some(fingerprint) = &error.fingerprint {
         o.field("fingerprint", fingerprint);
     }

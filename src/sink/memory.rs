@@ -33,26 +33,17 @@ impl MemorySink {
 
     /// Every batch received so far.
     pub fn batches(&self) -> Vec<Batch> {
-        self.batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Every metric record received so far.
     pub fn metrics(&self) -> Vec<MetricRecord> {
-        self.batches()
-            .iter()
-            .flat_map(|b| b.metrics().to_vec())
-            .collect()
+        self.batches().iter().flat_map(|b| b.metrics().to_vec()).collect()
     }
 
     /// Every error received so far.
     pub fn errors(&self) -> Vec<ErrorEvent> {
-        self.batches()
-            .iter()
-            .flat_map(|b| b.errors().to_vec())
-            .collect()
+        self.batches().iter().flat_map(|b| b.errors().to_vec()).collect()
     }
 
     /// The sum of a counter over every record whose tags include all of `tags`.
@@ -69,20 +60,12 @@ impl MemorySink {
 
     /// Forgets everything received.
     pub fn clear(&self) {
-        self.batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }
 
 fn has_tags(record: &MetricRecord, tags: &[(&str, &str)]) -> bool {
-    tags.iter().all(|(k, v)| {
-        record
-            .tags()
-            .iter()
-            .any(|t| t.key() == *k && t.value() == *v)
-    })
+    tags.iter().all(|(k, v)| record.tags().iter().any(|t| t.key() == *k && t.value() == *v))
 }
 
 impl Sink for MemorySink {
@@ -91,10 +74,7 @@ impl Sink for MemorySink {
     }
 
     fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
-        self.batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(batch.clone());
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner).push(batch.clone());
         Ok(())
     }
 }

@@ -20,21 +20,9 @@ const MAX_ERROR_GROUPS: usize = 100;
 
 enum Total {
     Counter(f64),
-    Gauge {
-        last: f64,
-        min: f64,
-        max: f64,
-    },
-    Distribution {
-        count: u64,
-        sum: f64,
-        min: f64,
-        max: f64,
-        sketch: Sketch,
-    },
-    Set {
-        peak: u64,
-    },
+    Gauge { last: f64, min: f64, max: f64 },
+    Distribution { count: u64, sum: f64, min: f64, max: f64, sketch: Sketch },
+    Set { peak: u64 },
 }
 
 /// Running totals, fed with every exported batch.
@@ -71,11 +59,9 @@ impl Totals {
                 None => {
                     let total = match record.value() {
                         MetricValue::Counter(_) => Total::Counter(0.0),
-                        MetricValue::Gauge(g) => Total::Gauge {
-                            last: g.last,
-                            min: g.min,
-                            max: g.max,
-                        },
+                        MetricValue::Gauge(g) => {
+                            Total::Gauge { last: g.last, min: g.min, max: g.max }
+                        }
                         MetricValue::Distribution(_) => Total::Distribution {
                             count: 0,
                             sum: 0.0,
@@ -100,13 +86,7 @@ impl Totals {
                     *max = max.max(g.max);
                 }
                 (
-                    Total::Distribution {
-                        count,
-                        sum,
-                        min,
-                        max,
-                        sketch,
-                    },
+                    Total::Distribution { count, sum, min, max, sketch },
                     MetricValue::Distribution(d),
                 ) => {
                     *count += d.count;
@@ -158,27 +138,13 @@ impl Totals {
                 .collect::<Vec<_>>()
                 .join(",");
             match total {
-                Total::Counter(total) => summary.counters.push(CounterRow {
-                    name,
-                    tags,
-                    total: *total,
-                }),
-                Total::Gauge { last, min, max } => {
-                    summary.gauges.push(GaugeRow {
-                        name,
-                        tags,
-                        last: *last,
-                        min: *min,
-                        max: *max,
-                    });
+                Total::Counter(total) => {
+                    summary.counters.push(CounterRow { name, tags, total: *total })
                 }
-                Total::Distribution {
-                    count,
-                    sum,
-                    min,
-                    max,
-                    sketch,
-                } => {
+                Total::Gauge { last, min, max } => {
+                    summary.gauges.push(GaugeRow { name, tags, last: *last, min: *min, max: *max });
+                }
+                Total::Distribution { count, sum, min, max, sketch } => {
                     let quantile = |q: f64| sketch.quantile(q).unwrap_or(0.0).clamp(*min, *max);
                     let span = (name == self.span_metric)
                         .then(|| entry.tags.iter().find(|t| t.key() == SPAN_TAG))
@@ -200,28 +166,14 @@ impl Totals {
                         summary.distributions.push(row);
                     }
                 }
-                Total::Set { peak } => summary.sets.push(SetRow {
-                    name,
-                    tags,
-                    peak_unique: *peak,
-                }),
+                Total::Set { peak } => summary.sets.push(SetRow { name, tags, peak_unique: *peak }),
             }
         }
-        summary
-            .counters
-            .sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
-        summary
-            .gauges
-            .sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
-        summary
-            .spans
-            .sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
-        summary
-            .distributions
-            .sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
-        summary
-            .sets
-            .sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
+        summary.counters.sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
+        summary.gauges.sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
+        summary.spans.sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
+        summary.distributions.sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
+        summary.sets.sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
         summary.errors = self
             .errors
             .iter()
@@ -238,9 +190,7 @@ impl Totals {
                 count: self.other_errors,
             });
         }
-        summary
-            .errors
-            .sort_by_key(|row| std::cmp::Reverse(row.count));
+        summary.errors.sort_by_key(|row| std::cmp::Reverse(row.count));
         summary
     }
 }
@@ -389,10 +339,7 @@ fn table(
         }
         writeln!(f)
     };
-    line(
-        f,
-        &header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
-    )?;
+    line(f, &header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>())?;
     for row in &rows {
         line(f, row)?;
     }
@@ -419,30 +366,14 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "tracing-tally summary ({:.1} s)",
-            self.elapsed.as_secs_f64()
-        )?;
-        let counters = self
-            .counters
-            .iter()
-            .map(|r| vec![with_tags(&r.name, &r.tags), number(r.total)]);
+        writeln!(f, "tracing-tally summary ({:.1} s)", self.elapsed.as_secs_f64())?;
+        let counters =
+            self.counters.iter().map(|r| vec![with_tags(&r.name, &r.tags), number(r.total)]);
         table(f, "Counters", &["counter", "total"], counters.collect())?;
         let gauges = self.gauges.iter().map(|r| {
-            vec![
-                with_tags(&r.name, &r.tags),
-                number(r.last),
-                number(r.min),
-                number(r.max),
-            ]
+            vec![with_tags(&r.name, &r.tags), number(r.last), number(r.min), number(r.max)]
         });
-        table(
-            f,
-            "Gauges",
-            &["gauge", "last", "min", "max"],
-            gauges.collect(),
-        )?;
+        table(f, "Gauges", &["gauge", "last", "min", "max"], gauges.collect())?;
         let latency = |rows: &[DistributionRow]| -> Vec<Vec<String>> {
             rows.iter()
                 .map(|r| {
@@ -462,20 +393,16 @@ impl fmt::Display for Summary {
         table(f, "Span latency", &header, latency(&self.spans))?;
         let header = ["distribution", "count", "mean", "p50", "p90", "p99", "max"];
         table(f, "Distributions", &header, latency(&self.distributions))?;
-        let sets = self
-            .sets
-            .iter()
-            .map(|r| vec![with_tags(&r.name, &r.tags), r.peak_unique.to_string()]);
+        let sets =
+            self.sets.iter().map(|r| vec![with_tags(&r.name, &r.tags), r.peak_unique.to_string()]);
         table(f, "Sets", &["set", "peak unique"], sets.collect())?;
         let errors = self
             .errors
             .iter()
             .map(|r| vec![r.target.clone(), r.count.to_string(), r.message.clone()]);
         table(f, "Errors", &["target", "count", "error"], errors.collect())?;
-        let drops = self
-            .stats
-            .drops()
-            .map(|(reason, n)| vec![reason.as_str().to_owned(), n.to_string()]);
+        let drops =
+            self.stats.drops().map(|(reason, n)| vec![reason.as_str().to_owned(), n.to_string()]);
         table(f, "Dropped", &["reason", "count"], drops.collect())?;
         if self.stats.overflowed > 0 {
             writeln!(

@@ -26,26 +26,16 @@ impl<S: Subscriber> Layer<S> for Counting {
 fn other_layers_still_see_events_tally_ignores() {
     let capture = Capture::default();
     let counting = Counting::default();
-    let (tally, guard) = Tally::builder()
-        .manual()
-        .host(None)
-        .sink(capture.clone())
-        .build()
-        .unwrap();
-    let subscriber = tracing_subscriber::registry()
-        .with(tally)
-        .with(counting.clone());
+    let (tally, guard) =
+        Tally::builder().manual().host(None).sink(capture.clone()).build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(tally).with(counting.clone());
     tracing::subscriber::with_default(subscriber, || {
         debug!("not for tally"); // below the breadcrumb level, no metric
         info!(monotonic_counter.hits = 1);
         debug!(monotonic_counter.debug_hits = 1); // metric events count at any level
     });
     assert!(guard.flush(Duration::from_secs(1)));
-    assert_eq!(
-        counting.0.load(Ordering::SeqCst),
-        3,
-        "the other layer saw every event"
-    );
+    assert_eq!(counting.0.load(Ordering::SeqCst), 3, "the other layer saw every event");
     assert_eq!(capture.counter("hits", &[]), 1.0);
     assert_eq!(capture.counter("debug_hits", &[]), 1.0);
 }
@@ -53,20 +43,12 @@ fn other_layers_still_see_events_tally_ignores() {
 #[test]
 fn tally_composes_with_fmt_and_a_filtered_layer() {
     let capture = Capture::default();
-    let (tally, guard) = Tally::builder()
-        .manual()
-        .host(None)
-        .sink(capture.clone())
-        .build()
-        .unwrap();
+    let (tally, guard) =
+        Tally::builder().manual().host(None).sink(capture.clone()).build().unwrap();
     let counting = Counting::default();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
-        .with(
-            counting
-                .clone()
-                .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
-        )
+        .with(counting.clone().with_filter(tracing_subscriber::filter::LevelFilter::WARN))
         .with(tally);
     tracing::subscriber::with_default(subscriber, || {
         info!(monotonic_counter.a = 1, route = "/x");
@@ -82,20 +64,14 @@ fn tally_composes_with_fmt_and_a_filtered_layer() {
 fn the_layer_downcasts_to_itself_and_exposes_its_filter() {
     // Layered finds per-layer filters through `downcast_raw`; the forwarding must work both for
     // the layer's own type and for what it wraps.
-    let (tally, guard) = Tally::builder()
-        .manual()
-        .host(None)
-        .sink(Capture::default())
-        .build()
-        .unwrap();
+    let (tally, guard) =
+        Tally::builder().manual().host(None).sink(Capture::default()).build().unwrap();
     let subscriber = tracing_subscriber::registry().with(tally);
     let dispatch = tracing::Dispatch::new(subscriber);
     assert!(dispatch
         .downcast_ref::<tracing_tally::TallyLayer<tracing_subscriber::Registry>>()
         .is_some());
-    assert!(dispatch
-        .downcast_ref::<tracing_subscriber::Registry>()
-        .is_some());
+    assert!(dispatch.downcast_ref::<tracing_subscriber::Registry>().is_some());
     drop(guard);
 }
 
@@ -121,12 +97,8 @@ impl fmt::Debug for Exploding {
 #[test]
 fn an_event_emitted_while_the_layer_formats_a_field_is_ignored_not_recursed() {
     let capture = Capture::default();
-    let (tally, guard) = Tally::builder()
-        .manual()
-        .host(None)
-        .sink(capture.clone())
-        .build()
-        .unwrap();
+    let (tally, guard) =
+        Tally::builder().manual().host(None).sink(capture.clone()).build().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(tally), || {
         info!(monotonic_counter.outer = 1, value = ?Chatty);
     });
@@ -140,12 +112,8 @@ fn an_event_emitted_while_the_layer_formats_a_field_is_ignored_not_recursed() {
 #[test]
 fn a_panicking_debug_implementation_does_not_escape_the_layer() {
     let capture = Capture::default();
-    let (tally, guard) = Tally::builder()
-        .manual()
-        .host(None)
-        .sink(capture.clone())
-        .build()
-        .unwrap();
+    let (tally, guard) =
+        Tally::builder().manual().host(None).sink(capture.clone()).build().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(tally), || {
         info!(monotonic_counter.x = 1, value = ?Exploding);
         tracing::error!(value = ?Exploding, "error with an exploding field");
@@ -153,11 +121,7 @@ fn a_panicking_debug_implementation_does_not_escape_the_layer() {
         info!(monotonic_counter.after = 1);
     });
     assert!(guard.flush(Duration::from_secs(1)));
-    assert_eq!(
-        capture.counter("after", &[]),
-        1.0,
-        "the layer keeps working"
-    );
+    assert_eq!(capture.counter("after", &[]), 1.0, "the layer keeps working");
     assert_eq!(guard.stats().dropped(DropReason::Panic), 3);
 }
 
@@ -177,9 +141,7 @@ fn flushing_from_inside_a_tracing_callback_does_not_deadlock() {
         }
         let (tally, guard) = builder.build().unwrap();
         tracing::subscriber::with_default(
-            tracing_subscriber::registry()
-                .with(tally)
-                .with(FlushOnEvent),
+            tracing_subscriber::registry().with(tally).with(FlushOnEvent),
             || {
                 info!(monotonic_counter.x = 1);
             },

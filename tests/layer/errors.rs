@@ -38,37 +38,23 @@ fn error_events_are_captured_with_chain_fields_spans_and_breadcrumbs() {
         let _r = request.enter();
         let load = info_span!("load", table = "profiles");
         let _l = load.enter();
-        error!(
-            error = &err as &dyn Error,
-            user_id = 42,
-            tags.severity = "high",
-            "request failed"
-        );
+        error!(error = &err as &dyn Error, user_id = 42, tags.severity = "high", "request failed");
     });
     h.flush();
     let errors = h.capture.errors();
     assert_eq!(errors.len(), 1);
     let e = &errors[0];
     assert_eq!(e.message.as_deref(), Some("request failed"));
-    assert_eq!(
-        e.error_chain,
-        vec!["loading the profile failed", "disk on fire"]
-    );
+    assert_eq!(e.error_chain, vec!["loading the profile failed", "disk on fire"]);
     assert_eq!(e.fields, vec![("user_id", FieldValue::I64(42))]);
     assert_eq!(e.level(), tracing::Level::ERROR);
     assert!(e.target().ends_with("errors"), "{}", e.target());
     let spans: Vec<_> = e.spans.iter().map(|s| s.name).collect();
     assert_eq!(spans, vec!["load", "request"], "innermost first");
-    assert_eq!(
-        e.spans[0].fields,
-        vec![("table", FieldValue::Str("profiles".into()))]
-    );
+    assert_eq!(e.spans[0].fields, vec![("table", FieldValue::Str("profiles".into()))]);
     assert_eq!(
         e.spans[1].fields,
-        vec![
-            ("route", FieldValue::Str("/profile".into())),
-            ("user", FieldValue::I64(42))
-        ]
+        vec![("route", FieldValue::Str("/profile".into())), ("user", FieldValue::I64(42))]
     );
     assert_eq!(e.span_id, Some(e.spans[0].span_id));
     assert!(e.trace_id.is_some());
@@ -76,10 +62,7 @@ fn error_events_are_captured_with_chain_fields_spans_and_breadcrumbs() {
     assert_eq!(tags, vec![("route", "/profile"), ("severity", "high")]);
     let crumbs: Vec<_> = e.breadcrumbs.iter().map(|b| b.message.as_str()).collect();
     assert_eq!(crumbs, vec!["starting up", "retrying"]);
-    assert_eq!(
-        e.breadcrumbs[1].fields,
-        vec![("attempt", FieldValue::I64(2))]
-    );
+    assert_eq!(e.breadcrumbs[1].fields, vec![("attempt", FieldValue::I64(2))]);
 }
 
 #[test]
@@ -139,18 +122,9 @@ fn an_error_storm_is_rate_limited_per_callsite() {
     });
     h.flush();
     let errors = h.capture.errors();
+    assert_eq!(errors.iter().filter(|e| e.message.as_deref() == Some("storm")).count(), 5);
     assert_eq!(
-        errors
-            .iter()
-            .filter(|e| e.message.as_deref() == Some("storm"))
-            .count(),
-        5
-    );
-    assert_eq!(
-        errors
-            .iter()
-            .filter(|e| e.message.as_deref() == Some("another callsite"))
-            .count(),
+        errors.iter().filter(|e| e.message.as_deref() == Some("another callsite")).count(),
         1
     );
     assert_eq!(h.guard.stats().dropped(DropReason::RateLimited), 95);
@@ -158,12 +132,7 @@ fn an_error_storm_is_rate_limited_per_callsite() {
 
 #[test]
 fn a_full_capture_queue_drops_and_counts() {
-    let h = Harness::new(
-        Tally::builder()
-            .manual()
-            .error_queue(3)
-            .error_rate_limit(1000, 1000),
-    );
+    let h = Harness::new(Tally::builder().manual().error_queue(3).error_rate_limit(1000, 1000));
     h.run(|| {
         for _ in 0..10 {
             error!("queued");
@@ -187,13 +156,6 @@ fn breadcrumbs_keep_the_last_n_of_each_thread() {
     });
     h.flush();
     let e = &h.capture.errors()[0];
-    let steps: Vec<_> = e
-        .breadcrumbs
-        .iter()
-        .map(|b| b.fields[0].1.clone())
-        .collect();
-    assert_eq!(
-        steps,
-        vec![FieldValue::I64(7), FieldValue::I64(8), FieldValue::I64(9)]
-    );
+    let steps: Vec<_> = e.breadcrumbs.iter().map(|b| b.fields[0].1.clone()).collect();
+    assert_eq!(steps, vec![FieldValue::I64(7), FieldValue::I64(8), FieldValue::I64(9)]);
 }

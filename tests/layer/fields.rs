@@ -55,11 +55,7 @@ fn every_numeric_type_works_on_every_numeric_prefix() {
         ("literal", 15.0),
     ];
     for (ty, value) in expected {
-        assert_eq!(
-            h.capture.counter("m", &[("t", ty)]),
-            value,
-            "monotonic_counter {ty}"
-        );
+        assert_eq!(h.capture.counter("m", &[("t", ty)]), value, "monotonic_counter {ty}");
         assert_eq!(h.capture.counter("c", &[("t", ty)]), value, "counter {ty}");
         for name in ["g", "h", "d", "t"] {
             let records: Vec<_> = h
@@ -108,19 +104,10 @@ fn kinds_units_and_monotonicity_follow_the_prefix() {
     assert_eq!(kind("c"), (MetricKind::Gauge, false, None));
     assert_eq!(kind("d"), (MetricKind::Distribution, false, None));
     assert_eq!(kind("e"), (MetricKind::Distribution, false, None));
-    assert_eq!(
-        kind("f"),
-        (MetricKind::Distribution, false, Some("millisecond".into()))
-    );
+    assert_eq!(kind("f"), (MetricKind::Distribution, false, Some("millisecond".into())));
     assert_eq!(kind("g"), (MetricKind::Set, false, None));
-    assert_eq!(
-        kind("payload"),
-        (MetricKind::Distribution, false, Some("byte".into()))
-    );
-    assert_eq!(
-        kind("io"),
-        (MetricKind::Distribution, false, Some("second".into()))
-    );
+    assert_eq!(kind("payload"), (MetricKind::Distribution, false, Some("byte".into())));
+    assert_eq!(kind("io"), (MetricKind::Distribution, false, Some("second".into())));
 }
 
 #[test]
@@ -172,11 +159,7 @@ fn tags_are_a_set_field_order_and_value_types_do_not_make_new_series() {
     });
     h.flush();
     assert_eq!(h.capture.named("hits").len(), 1);
-    assert_eq!(
-        h.capture
-            .counter_exact("hits", &[("route", "/a"), ("status", "200")]),
-        4
-    );
+    assert_eq!(h.capture.counter_exact("hits", &[("route", "/a"), ("status", "200")]), 4);
 }
 
 #[test]
@@ -228,14 +211,8 @@ fn large_integers_take_the_float_path_and_stay_accurate() {
         info!(counter.small = i64::MIN);
     });
     h.flush();
-    assert_eq!(
-        h.capture.counter("big", &[]),
-        2.0 * 18_446_744_073_709_551_616.0
-    );
-    assert_eq!(
-        h.capture.counter("small", &[]),
-        -2.0 * 9_223_372_036_854_775_808.0
-    );
+    assert_eq!(h.capture.counter("big", &[]), 2.0 * 18_446_744_073_709_551_616.0);
+    assert_eq!(h.capture.counter("small", &[]), -2.0 * 9_223_372_036_854_775_808.0);
 }
 
 #[test]
@@ -265,10 +242,7 @@ fn long_tag_values_are_cut_and_counted() {
     h.flush();
     let records = h.capture.named("c");
     assert_eq!(records.len(), 1);
-    assert_eq!(
-        records[0].tags()[0].value().len(),
-        tracing_tally::fields::MAX_TAG_VALUE_LEN
-    );
+    assert_eq!(records[0].tags()[0].value().len(), tracing_tally::fields::MAX_TAG_VALUE_LEN);
     assert_eq!(h.capture.counter("c", &[]), 2.0);
     assert_eq!(h.guard.stats().truncated_tags, 1);
 }
@@ -296,18 +270,11 @@ fn sets_count_unique_strings_and_integers() {
 fn several_metrics_in_one_event_share_its_tags() {
     let h = Harness::manual();
     h.run(|| {
-        info!(
-            monotonic_counter.requests = 1,
-            histogram.latency = 12.5,
-            route = "/x"
-        );
+        info!(monotonic_counter.requests = 1, histogram.latency = 12.5, route = "/x");
     });
     h.flush();
     assert_eq!(h.capture.counter("requests", &[("route", "/x")]), 1.0);
-    assert_eq!(
-        h.capture.series_of("latency"),
-        vec![vec![("route".into(), "/x".into())]]
-    );
+    assert_eq!(h.capture.series_of("latency"), vec![vec![("route".into(), "/x".into())]]);
 }
 
 #[test]
@@ -322,25 +289,11 @@ fn global_tags_are_attached_at_export() {
     );
     h.run(|| info!(monotonic_counter.x = 1, service = "override"));
     h.flush();
-    let batch = h
-        .capture
-        .batches()
-        .into_iter()
-        .find(|b| !b.metrics().is_empty())
-        .unwrap();
-    let globals: Vec<_> = batch
-        .global_tags()
-        .iter()
-        .map(|t| (t.key(), t.value()))
-        .collect();
+    let batch = h.capture.batches().into_iter().find(|b| !b.metrics().is_empty()).unwrap();
+    let globals: Vec<_> = batch.global_tags().iter().map(|t| (t.key(), t.value())).collect();
     assert_eq!(
         globals,
-        vec![
-            ("environment", "prod"),
-            ("release", "api@1.0"),
-            ("service", "api"),
-            ("team", "core")
-        ]
+        vec![("environment", "prod"), ("release", "api@1.0"), ("service", "api"), ("team", "core")]
     );
     let record = batch.metrics().iter().find(|r| r.name() == "x").unwrap();
     assert!(batch.merged_tags(record).contains(&("service", "override")));

@@ -65,10 +65,7 @@ impl Sink for Failing {
     }
 
     fn export(&mut self, _batch: &Batch) -> Result<(), ExportError> {
-        Err(ExportError::new(
-            tracing_tally::sink::ExportErrorKind::Rejected,
-            "backend said no",
-        ))
+        Err(ExportError::new(tracing_tally::sink::ExportErrorKind::Rejected, "backend said no"))
     }
 }
 
@@ -90,10 +87,7 @@ fn manual_mode_exports_only_on_flush_and_on_drop() {
     let h = Harness::manual();
     h.run(|| info!(monotonic_counter.m = 1));
     std::thread::sleep(Duration::from_millis(50));
-    assert!(
-        h.capture.batches().is_empty(),
-        "manual mode runs no background thread"
-    );
+    assert!(h.capture.batches().is_empty(), "manual mode runs no background thread");
     h.flush();
     assert_eq!(h.capture.counter("m", &[]), 1.0);
     h.run(|| info!(monotonic_counter.m = 1));
@@ -117,15 +111,8 @@ fn flush_returns_by_its_deadline_with_a_stalled_sink() {
     tracing::dispatcher::with_default(&dispatch, || info!(monotonic_counter.x = 1));
     let timeout = Duration::from_millis(300);
     let started = Instant::now();
-    assert!(
-        !guard.flush(timeout),
-        "a stalled sink cannot complete a flush"
-    );
-    assert!(
-        started.elapsed() < timeout + SLACK,
-        "flush took {:?}",
-        started.elapsed()
-    );
+    assert!(!guard.flush(timeout), "a stalled sink cannot complete a flush");
+    assert!(started.elapsed() < timeout + SLACK, "flush took {:?}", started.elapsed());
     // The healthy sink got the data anyway.
     assert_eq!(capture.counter("x", &[]), 1.0);
     let started = Instant::now();
@@ -161,11 +148,7 @@ fn a_stalled_sink_drops_and_counts_what_its_queue_cannot_hold() {
         while capture.counter("x", &[]) < (i + 1) as f64 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(
-            capture.counter("x", &[]),
-            (i + 1) as f64,
-            "other sinks are not held back"
-        );
+        assert_eq!(capture.counter("x", &[]), (i + 1) as f64, "other sinks are not held back");
     }
     // The stalled sink holds one batch in export and at most one in its queue (beside a flush
     // request): at least three of the five were dropped and counted.
@@ -196,13 +179,8 @@ fn a_panicking_sink_is_survived_and_counted() {
 
 #[test]
 fn sink_errors_are_counted_per_record() {
-    let (layer, guard) = Tally::builder()
-        .manual()
-        .host(None)
-        .sink(Failing)
-        .self_metrics(false)
-        .build()
-        .unwrap();
+    let (layer, guard) =
+        Tally::builder().manual().host(None).sink(Failing).self_metrics(false).build().unwrap();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, || {
         info!(monotonic_counter.a = 1);
@@ -234,10 +212,7 @@ fn the_global_flush_reaches_the_latest_pipeline() {
 
 #[test]
 fn huge_intervals_and_timeouts_are_not_a_crash() {
-    let refused = Tally::builder()
-        .rollup_interval(Duration::MAX)
-        .sink(Capture::default())
-        .build();
+    let refused = Tally::builder().rollup_interval(Duration::MAX).sink(Capture::default()).build();
     let Err(error) = refused
         .map(|(layer, _): (tracing_tally::TallyLayer<tracing_subscriber::Registry>, _)| layer)
     else {

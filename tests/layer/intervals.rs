@@ -48,25 +48,18 @@ fn totals_are_conserved_exactly_across_threads_and_interval_boundaries() {
     let elapsed = started.elapsed();
     drop(h.guard); // the final flush includes the interval in progress
     let c = &h.capture;
-    let total: i128 = ["/a", "/b", "/c"]
-        .iter()
-        .map(|r| c.counter_exact("requests", &[("route", r)]))
-        .sum();
+    let total: i128 =
+        ["/a", "/b", "/c"].iter().map(|r| c.counter_exact("requests", &[("route", r)])).sum();
     assert_eq!(total, i128::from(THREADS * EVENTS));
     for t in 0..THREADS {
         let per_thread = c.counter_exact("requests", &[("thread", &t.to_string())]);
         assert_eq!(per_thread, i128::from(EVENTS), "thread {t}");
     }
     // 10,000 × (+3) and 10,000 × (-1) per thread.
-    assert_eq!(
-        c.counter_exact("balance", &[]),
-        i128::from(THREADS * (EVENTS / 2) * 2)
-    );
+    assert_eq!(c.counter_exact("balance", &[]), i128::from(THREADS * (EVENTS / 2) * 2));
     let (mut count, mut sum) = (0u64, 0f64);
     for r in c.named("latency") {
-        let MetricValue::Distribution(d) = r.value() else {
-            panic!()
-        };
+        let MetricValue::Distribution(d) = r.value() else { panic!() };
         count += d.count;
         sum += d.sum;
         assert_eq!(d.sketch.count(), d.count);
@@ -77,9 +70,7 @@ fn totals_are_conserved_exactly_across_threads_and_interval_boundaries() {
     assert_eq!(sum, expected_sum);
     let mut gauge_count = 0;
     for r in c.named("level") {
-        let MetricValue::Gauge(g) = r.value() else {
-            panic!()
-        };
+        let MetricValue::Gauge(g) = r.value() else { panic!() };
         gauge_count += g.count;
     }
     assert_eq!(gauge_count, THREADS * EVENTS);
@@ -87,11 +78,7 @@ fn totals_are_conserved_exactly_across_threads_and_interval_boundaries() {
     let intervals: std::collections::BTreeSet<_> =
         c.named("requests").iter().map(|r| r.timestamp()).collect();
     if elapsed > Duration::from_millis(100) {
-        assert!(
-            intervals.len() > 1,
-            "{} intervals in {elapsed:?}",
-            intervals.len()
-        );
+        assert!(intervals.len() > 1, "{} intervals in {elapsed:?}", intervals.len());
     }
 }
 
@@ -153,13 +140,8 @@ fn gauges_keep_the_last_value_across_threads() {
     h.flush();
     let records = h.capture.named("temp");
     assert_eq!(records.len(), 1);
-    let MetricValue::Gauge(g) = records[0].value() else {
-        panic!()
-    };
-    assert_eq!(
-        (g.last, g.min, g.max, g.sum, g.count),
-        (7.0, 7.0, 10.0, 17.0, 2)
-    );
+    let MetricValue::Gauge(g) = records[0].value() else { panic!() };
+    assert_eq!((g.last, g.min, g.max, g.sum, g.count), (7.0, 7.0, 10.0, 17.0, 2));
 }
 
 #[test]

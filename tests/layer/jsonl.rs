@@ -47,26 +47,17 @@ fn lines() -> Vec<Value> {
         info!("a breadcrumb");
         info_span!("request", id = 7).in_scope(|| {
             let err = std::io::Error::other("disk full");
-            error!(
-                error = &err as &dyn std::error::Error,
-                attempt = 3u64,
-                "write failed"
-            );
+            error!(error = &err as &dyn std::error::Error, attempt = 3u64, "write failed");
         });
     });
     assert!(guard.flush(Duration::from_secs(1)));
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     assert!(text.ends_with('\n'));
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("every line is one JSON object"))
-        .collect()
+    text.lines().map(|l| serde_json::from_str(l).expect("every line is one JSON object")).collect()
 }
 
 fn find<'a>(lines: &'a [Value], name: &str) -> &'a Value {
-    lines
-        .iter()
-        .find(|l| l["name"] == name)
-        .unwrap_or_else(|| panic!("no record {name}"))
+    lines.iter().find(|l| l["name"] == name).unwrap_or_else(|| panic!("no record {name}"))
 }
 
 #[test]
@@ -77,10 +68,7 @@ fn metric_records_follow_the_schema() {
     assert_eq!(requests["kind"], "counter");
     assert_eq!(requests["monotonic"], true);
     assert_eq!(requests["value"], 2);
-    assert_eq!(
-        requests["tags"],
-        serde_json::json!({"route": "/x", "service": "svc"})
-    );
+    assert_eq!(requests["tags"], serde_json::json!({"route": "/x", "service": "svc"}));
     assert!(requests["timestamp"].as_u64().unwrap() > 1_600_000_000);
     assert_eq!(requests["interval"], 10);
     assert!(requests.get("unit").is_none());
@@ -100,10 +88,7 @@ fn metric_records_follow_the_schema() {
     assert_eq!(size["unit"], "byte");
     assert_eq!(size["count"], 100);
     assert_eq!(size["sum"], 5050.0);
-    assert_eq!(
-        (size["min"].as_f64(), size["max"].as_f64()),
-        (Some(1.0), Some(100.0))
-    );
+    assert_eq!((size["min"].as_f64(), size["max"].as_f64()), (Some(1.0), Some(100.0)));
     for (q, exact) in [("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0)] {
         let got = size["quantiles"][q].as_f64().unwrap();
         assert!((got - exact).abs() / exact <= 0.01, "{q}: {got}");

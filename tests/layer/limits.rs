@@ -23,16 +23,9 @@ fn series_beyond_the_per_metric_limit_go_to_the_overflow_series() {
     let overflow: Vec<_> = records.iter().filter(|r| r.is_overflow()).collect();
     assert_eq!(overflow.len(), 1);
     assert_eq!(overflow[0].tags().len(), 1);
-    assert_eq!(
-        (overflow[0].tags()[0].key(), overflow[0].tags()[0].value()),
-        ("overflow", "true")
-    );
+    assert_eq!((overflow[0].tags()[0].key(), overflow[0].tags()[0].value()), ("overflow", "true"));
     assert_eq!(records.len(), 4, "3 admitted series + overflow");
-    assert_eq!(
-        h.capture.counter("logins", &[]),
-        20.0,
-        "nothing lost: totals include overflow"
-    );
+    assert_eq!(h.capture.counter("logins", &[]), 20.0, "nothing lost: totals include overflow");
     assert_eq!(h.capture.counter("logins", &[("overflow", "true")]), 17.0);
     let stats = h.guard.stats();
     assert_eq!(stats.overflowed, 17);
@@ -49,28 +42,15 @@ fn the_global_limit_applies_across_metrics() {
         }
     });
     h.flush();
-    let admitted = h
-        .capture
-        .metrics()
-        .iter()
-        .filter(|r| !r.is_overflow())
-        .count();
+    let admitted = h.capture.metrics().iter().filter(|r| !r.is_overflow()).count();
     assert_eq!(admitted, 4);
-    assert_eq!(
-        h.capture.counter("a", &[]) + h.capture.counter("b", &[]),
-        6.0
-    );
+    assert_eq!(h.capture.counter("a", &[]) + h.capture.counter("b", &[]), 6.0);
     assert_eq!(h.guard.stats().live_series, 4);
 }
 
 #[test]
 fn idle_series_are_evicted_and_free_their_place() {
-    let h = Harness::new(
-        Tally::builder()
-            .manual()
-            .max_series_per_metric(2)
-            .idle_intervals(1),
-    );
+    let h = Harness::new(Tally::builder().manual().max_series_per_metric(2).idle_intervals(1));
     // Manual flushes close one interval each.
     h.run(|| {
         info!(monotonic_counter.c = 1, k = "a");
@@ -99,12 +79,8 @@ fn live_series_count_is_exported() {
         }
     });
     h.flush();
-    let live = h
-        .capture
-        .self_metrics()
-        .into_iter()
-        .find(|r| r.name() == "tally.series.live")
-        .unwrap();
+    let live =
+        h.capture.self_metrics().into_iter().find(|r| r.name() == "tally.series.live").unwrap();
     match live.value() {
         tracing_tally::sink::MetricValue::Gauge(g) => assert_eq!(g.last, 5.0),
         other => panic!("{other:?}"),

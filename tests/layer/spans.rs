@@ -13,13 +13,8 @@ fn durations(h: &Harness, span: &str) -> (u64, f64, f64) {
     let mut count = 0;
     let (mut min, mut max) = (f64::INFINITY, 0f64);
     for r in h.capture.named("span.duration") {
-        if r.tags()
-            .iter()
-            .any(|t| t.key() == "span" && t.value() == span)
-        {
-            let MetricValue::Distribution(d) = r.value() else {
-                panic!("not a distribution")
-            };
+        if r.tags().iter().any(|t| t.key() == "span" && t.value() == span) {
+            let MetricValue::Distribution(d) = r.value() else { panic!("not a distribution") };
             count += d.count;
             min = min.min(d.min);
             max = max.max(d.max);
@@ -77,12 +72,8 @@ fn span_level_and_filter_choose_the_timed_spans() {
 fn configured_span_fields_tag_span_timings_and_events_inside() {
     let h = Harness::new(Tally::builder().manual().span_tags(["route", "tenant"]));
     h.run(|| {
-        let outer = info_span!(
-            "request",
-            route = "/users",
-            tenant = tracing::field::Empty,
-            other = 1
-        );
+        let outer =
+            info_span!("request", route = "/users", tenant = tracing::field::Empty, other = 1);
         let _o = outer.enter();
         let inner = info_span!("db");
         let _i = inner.enter();

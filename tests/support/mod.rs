@@ -38,17 +38,11 @@ impl Capture {
     }
 
     pub(crate) fn errors(&self) -> Vec<ErrorEvent> {
-        self.batches()
-            .iter()
-            .flat_map(|b| b.errors().to_vec())
-            .collect()
+        self.batches().iter().flat_map(|b| b.errors().to_vec()).collect()
     }
 
     pub(crate) fn named(&self, name: &str) -> Vec<MetricRecord> {
-        self.metrics()
-            .into_iter()
-            .filter(|r| r.name() == name)
-            .collect()
+        self.metrics().into_iter().filter(|r| r.name() == name).collect()
     }
 
     /// Sum of a counter over all records whose tags include `tags`.
@@ -80,12 +74,7 @@ impl Capture {
         let mut out: Vec<Vec<(String, String)>> = self
             .named(name)
             .iter()
-            .map(|r| {
-                r.tags()
-                    .iter()
-                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                    .collect()
-            })
+            .map(|r| r.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
             .collect();
         out.sort();
         out.dedup();
@@ -98,12 +87,7 @@ impl Capture {
 }
 
 pub(crate) fn has_tags(record: &MetricRecord, tags: &[(&str, &str)]) -> bool {
-    tags.iter().all(|(k, v)| {
-        record
-            .tags()
-            .iter()
-            .any(|t| t.key() == *k && t.value() == *v)
-    })
+    tags.iter().all(|(k, v)| record.tags().iter().any(|t| t.key() == *k && t.value() == *v))
 }
 
 impl Sink for Capture {
@@ -128,17 +112,9 @@ impl Harness {
     /// Builds with `builder` (no host tag, no other sink) plus a capturing sink.
     pub(crate) fn new(builder: Builder) -> Harness {
         let capture = Capture::default();
-        let (layer, guard) = builder
-            .host(None)
-            .sink(capture.clone())
-            .build()
-            .expect("build");
+        let (layer, guard) = builder.host(None).sink(capture.clone()).build().expect("build");
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-        Harness {
-            dispatch,
-            guard,
-            capture,
-        }
+        Harness { dispatch, guard, capture }
     }
 
     /// A manual-mode pipeline: nothing is exported until `flush`.
@@ -151,9 +127,6 @@ impl Harness {
     }
 
     pub(crate) fn flush(&self) {
-        assert!(
-            self.guard.flush(Duration::from_secs(5)),
-            "flush did not complete"
-        );
+        assert!(self.guard.flush(Duration::from_secs(5)), "flush did not complete");
     }
 }
