@@ -113,6 +113,16 @@ pub struct Builder {
     self_metrics: bool,
     summary_output: Option<SummaryOutput>,
     debug: bool,
+    traces_sample_rate: Option<f64>,
+    traces_sampler: Option<Sampler>,
+    max_spans: usize,
+    min_span_duration: Duration,
+    transaction_queue: usize,
+    sessions: bool,
+    request_sessions: Vec<String>,
+    panic_hook: bool,
+    attach_stacktrace: bool,
+    pub(crate) dsc_extras: Vec<(String, String)>,
     sinks: Vec<Box<dyn Sink>>,
     jsonl: Option<JsonlTarget>,
     pub(crate) env_errors: Vec<BuildError>,
@@ -149,6 +159,16 @@ impl Default for Builder {
             self_metrics: true,
             summary_output: None,
             debug: false,
+            traces_sample_rate: None,
+            traces_sampler: None,
+            max_spans: DEFAULT_MAX_SPANS,
+            min_span_duration: Duration::ZERO,
+            transaction_queue: DEFAULT_TRANSACTION_QUEUE,
+            sessions: true,
+            request_sessions: Vec::new(),
+            panic_hook: false,
+            attach_stacktrace: false,
+            dsc_extras: Vec::new(),
             sinks: Vec::new(),
             jsonl: None,
             env_errors: Vec::new(),
@@ -342,6 +362,75 @@ impl Builder {
         self
     }
 
+    /// Records traces: each root span starts a trace that is kept with this probability
+    /// (`0.0..=1.0`; the decision is made once, at the root, and passed to every span of the
+    /// trace). A kept trace's spans are exported as one [`Transaction`](crate::sink::Transaction)
+    /// when its root span closes. Unset (the default), no trace is recorded.
+    pub fn traces_sample_rate(mut self, rate: f64) -> Self {
+        self.traces_sample_rate = Some(rate);
+        self
+    }
+
+    /// Decides per root span the probability of keeping its trace (overrides the sample rate).
+    /// The closure runs once per root span; it must be cheap and must not panic.
+    pub fn traces_sampler(
+        mut self,
+        sampler: impl Fn(&SamplingContext<'_>) -> f64 + Send + Sync + 'static,
+    ) -> Self {
+        self.traces_sampler = Some(Arc::new(sampler));
+        self
+    }
+
+    /// Child spans kept per transaction (default 1000); the rest are counted as dropped.
+    pub fn max_spans(mut self, max: usize) -> Self {
+        self.max_spans = max;
+        self
+    }
+
+    /// Child spans shorter than this are left out of transactions (their timings still count).
+    pub fn min_span_duration(mut self, duration: Duration) -> Self {
+        self.min_span_duration = duration;
+        self
+    }
+
+    /// Capacity of the queue of finished transactions waiting for the flusher.
+    pub fn transaction_queue(mut self, capacity: usize) -> Self {
+        self.transaction_queue = capacity;
+        self
+    }
+
+    /// Tracks the process as a release-health session (on by default; needs a release): it
+    /// starts when the pipeline is built and ends, `exited` or `crashed`, when the guard drops.
+    pub fn sessions(mut self, enabled: bool) -> Self {
+        self.sessions = enabled;
+        self
+    }
+
+    /// Spans with these names are request sessions: each one that closes counts as an exited
+    /// or errored session (the counter `sessions`, tagged `mode:request` and `status`).
+    pub fn request_sessions<I>(mut self, span_names: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.request_sessions = span_names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Installs a panic hook (chained to the existing one) that captures panics as unhandled
+    /// errors, marks the process session crashed, and flushes within the shutdown timeout.
+    pub fn panic_hook(mut self, enabled: bool) -> Self {
+        self.panic_hook = enabled;
+        self
+    }
+
+    /// Captures a stack trace with every error (costly: tens of microseconds per error on the
+    /// emitting thread; symbols are resolved later, off that thread).
+    pub fn attach_stacktrace(mut self, enabled: bool) -> Self {
+        self.attach_stacktrace = enabled;
+        self
+    }
+
     /// Adds a sink.
     pub fn sink(mut self, sink: impl Sink) -> Self {
         self.sinks.push(Box::new(sink));
@@ -404,6 +493,9 @@ impl Builder {
             .map_err(BuildError::Spawn)?;
         let flusher = Flusher::new(shared.clone(), inbox, handles, totals);
         let control = Control::start(flusher).map_err(BuildError::Spawn)?;
+        if shared.config.panic_hook {
+            crate::panic_hook::install(Arc::downgrade(&control));
+        }
         Ok((TallyLayer::new(shared), FlushGuard::new(control)))
     }
 
@@ -492,6 +584,24 @@ impl Builder {
         }
         global_tags.sort_by(|a, b| a.key().cmp(b.key()));
         let error_level = level_of(self.error_level);
+        if let Some(rate) = self.traces_sample_rate {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(invalid("traces_sample_rate", "must be between 0.0 and 1.0"));
+            }
+        }
+        if self.transaction_queue == 0 {
+            return Err(invalid("transaction_queue", "must be at least 1"));
+        }
+        let traces =
+            (self.traces_sample_rate.is_some() || self.traces_sampler.is_some()).then(|| {
+                TraceConfig {
+                    sample_rate: self.traces_sample_rate.unwrap_or(0.0),
+                    sampler: self.traces_sampler.clone(),
+                    max_spans: self.max_spans,
+                    min_span_duration: self.min_span_duration,
+                    queue: self.transaction_queue,
+                }
+            });
         Ok(Config {
             global_tags: global_tags.into(),
             rollup_interval: self.rollup_interval,
@@ -517,6 +627,14 @@ impl Builder {
             self_metrics: self.self_metrics,
             summary_output: self.summary_output,
             debug: self.debug,
+            traces,
+            release: self.release.clone(),
+            environment: self.environment.clone(),
+            process_session: self.sessions && self.release.is_some(),
+            request_sessions: self.request_sessions.clone(),
+            panic_hook: self.panic_hook,
+            attach_stacktrace: self.attach_stacktrace,
+            dsc_extras: self.dsc_extras.clone(),
         })
     }
 }

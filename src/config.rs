@@ -34,8 +34,36 @@ pub const DEFAULT_ERROR_BURST: u32 = 50;
 /// Default capacity, in batches, of each sink's queue.
 pub const DEFAULT_SINK_QUEUE: usize = 64;
 
+/// Default largest number of child spans kept per transaction.
+pub const DEFAULT_MAX_SPANS: usize = 1000;
+/// Default capacity of the queue of finished transactions waiting for the flusher.
+pub const DEFAULT_TRANSACTION_QUEUE: usize = 256;
+
 /// A predicate on span metadata (the span filter).
 pub(crate) type SpanFilter = Arc<dyn Fn(&Metadata<'_>) -> bool + Send + Sync>;
+
+/// What a traces sampler decides from.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SamplingContext<'a> {
+    /// The root span's callsite.
+    pub metadata: &'a Metadata<'a>,
+    /// The upstream service's decision, when the trace was continued from incoming headers.
+    pub parent_sampled: Option<bool>,
+}
+
+/// A traces sampler: the probability (`0.0..=1.0`) that a trace is recorded.
+pub(crate) type Sampler = Arc<dyn Fn(&SamplingContext<'_>) -> f64 + Send + Sync>;
+
+/// Settings of trace (transaction) recording.
+#[derive(Clone)]
+pub(crate) struct TraceConfig {
+    pub(crate) sample_rate: f64,
+    pub(crate) sampler: Option<Sampler>,
+    pub(crate) max_spans: usize,
+    pub(crate) min_span_duration: Duration,
+    pub(crate) queue: usize,
+}
 
 /// Where the summary table goes when the guard drops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +101,21 @@ pub(crate) struct Config {
     pub(crate) self_metrics: bool,
     pub(crate) summary_output: Option<SummaryOutput>,
     pub(crate) debug: bool,
+    /// Trace recording; `None` when no sample rate or sampler is set.
+    pub(crate) traces: Option<TraceConfig>,
+    /// The release, needed by release health.
+    pub(crate) release: Option<String>,
+    /// The environment (for release health).
+    pub(crate) environment: Option<String>,
+    /// Whether a process session is tracked (needs a release).
+    pub(crate) process_session: bool,
+    /// Names of the spans that are request sessions.
+    pub(crate) request_sessions: Vec<String>,
+    pub(crate) panic_hook: bool,
+    pub(crate) attach_stacktrace: bool,
+    /// Entries a sink adds to the dynamic sampling context (the Sentry sink: `public_key`,
+    /// `org_id`).
+    pub(crate) dsc_extras: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Config {
@@ -91,6 +134,9 @@ impl std::fmt::Debug for Config {
             .field("breadcrumbs", &self.breadcrumbs)
             .field("max_series_per_metric", &self.max_series_per_metric)
             .field("max_series", &self.max_series)
+            .field("traces", &self.traces.as_ref().map(|t| t.sample_rate))
+            .field("process_session", &self.process_session)
+            .field("request_sessions", &self.request_sessions)
             .finish_non_exhaustive()
     }
 }

@@ -28,6 +28,14 @@
 //! | `TALLY_SELF_METRICS` | `self_metrics` | boolean |
 //! | `TALLY_SUMMARY` | `summary_on_drop` | `stdout`, `stderr` or `off` |
 //! | `TALLY_DEBUG` | `debug` | boolean |
+//! | `TALLY_TRACES_SAMPLE_RATE`, else `SENTRY_TRACES_SAMPLE_RATE` | `traces_sample_rate` | `0.0` to `1.0` |
+//! | `TALLY_MAX_SPANS` | `max_spans` | integer |
+//! | `TALLY_MIN_SPAN_DURATION` | `min_span_duration` | seconds |
+//! | `TALLY_TRANSACTION_QUEUE` | `transaction_queue` | integer |
+//! | `TALLY_SESSIONS` | `sessions` | boolean |
+//! | `TALLY_REQUEST_SESSIONS` | `request_sessions` | span names separated by commas |
+//! | `TALLY_PANIC_HOOK` | `panic_hook` | boolean |
+//! | `TALLY_ATTACH_STACKTRACE` | `attach_stacktrace` | boolean |
 //!
 //! Booleans are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`.
 
@@ -132,6 +140,19 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
     parsed!("TALLY_SELF_METRICS", boolean, |b, v| b.self_metrics(v));
     parsed!("TALLY_SUMMARY", summary, |b, v| b.summary_on_drop(v));
     parsed!("TALLY_DEBUG", boolean, |b, v| b.debug(v));
+    for name in ["SENTRY_TRACES_SAMPLE_RATE", "TALLY_TRACES_SAMPLE_RATE"] {
+        parsed!(name, probability, |b, v| b.traces_sample_rate(v));
+    }
+    parsed!("TALLY_MAX_SPANS", integer::<usize>, |b, v| b.max_spans(v));
+    parsed!("TALLY_MIN_SPAN_DURATION", seconds, |b, v| b.min_span_duration(v));
+    parsed!("TALLY_TRANSACTION_QUEUE", integer::<usize>, |b, v| b.transaction_queue(v));
+    parsed!("TALLY_SESSIONS", boolean, |b, v| b.sessions(v));
+    if let Some(list) = get("TALLY_REQUEST_SESSIONS") {
+        builder =
+            builder.request_sessions(list.split(',').map(str::trim).filter(|s| !s.is_empty()));
+    }
+    parsed!("TALLY_PANIC_HOOK", boolean, |b, v| b.panic_hook(v));
+    parsed!("TALLY_ATTACH_STACKTRACE", boolean, |b, v| b.attach_stacktrace(v));
     builder
 }
 
@@ -142,6 +163,13 @@ fn seconds(raw: &str) -> Result<Duration, String> {
         return Err("expected a non-negative number of seconds".to_owned());
     }
     Ok(Duration::from_secs_f64(value))
+}
+
+fn probability(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected a number between 0.0 and 1.0".to_owned()),
+    }
 }
 
 fn boolean(raw: &str) -> Result<bool, String> {

@@ -62,6 +62,51 @@ pub const MESSAGE: &str = "message";
 /// The event's error (`error = &e as &dyn Error`); never a tag, captured as the error chain.
 pub const ERROR: &str = "error";
 
+/// Span field naming the span's operation (`db.query`, `http.server`).
+pub const SENTRY_OP: &str = "sentry.op";
+/// Span field naming the span (and a root span's transaction) instead of the callsite name.
+pub const SENTRY_NAME: &str = "sentry.name";
+/// Span field describing the span.
+pub const SENTRY_DESCRIPTION: &str = "sentry.description";
+/// Span field giving the span's status (`ok`, `internal_error`, `not_found`, ...).
+pub const SENTRY_STATUS: &str = "sentry.status";
+/// Span field naming the span, OpenTelemetry's spelling.
+pub const OTEL_NAME: &str = "otel.name";
+/// Span field giving the span's status, OpenTelemetry's spelling (`OK`, `ERROR`).
+pub const OTEL_STATUS_CODE: &str = "otel.status_code";
+/// Root span field continuing an upstream trace from a `sentry-trace` header value.
+pub const SENTRY_TRACE: &str = "sentry.trace";
+/// Root span field carrying the upstream `baggage` header value (its `sentry-*` entries).
+pub const BAGGAGE: &str = "baggage";
+/// Root span field continuing an upstream trace from a W3C `traceparent` header value.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// A span field with a meaning of its own: not span data, not a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpanField {
+    Op,
+    Name,
+    Description,
+    Status,
+    SentryTrace,
+    Baggage,
+    TraceParent,
+}
+
+/// The meaning of a span field name, if it has one.
+pub(crate) fn span_field(name: &str) -> Option<SpanField> {
+    Some(match name {
+        SENTRY_OP => SpanField::Op,
+        SENTRY_NAME | OTEL_NAME => SpanField::Name,
+        SENTRY_DESCRIPTION => SpanField::Description,
+        SENTRY_STATUS | OTEL_STATUS_CODE => SpanField::Status,
+        SENTRY_TRACE => SpanField::SentryTrace,
+        BAGGAGE => SpanField::Baggage,
+        TRACEPARENT => SpanField::TraceParent,
+        _ => return None,
+    })
+}
+
 /// Longest metric name kept, in bytes.
 pub const MAX_NAME_LEN: usize = 200;
 /// Longest unit kept, in bytes.

@@ -1,13 +1,14 @@
 //! The state one pipeline shares between the layer (the writers) and the flusher (the reader).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::aggregate::cell::Cell;
 use crate::aggregate::registry::{Limits, Registry};
-use crate::batch::ErrorEvent;
+use crate::batch::{ErrorEvent, SessionStatus, SessionUpdate, Transaction};
 use crate::config::Config;
 use crate::stats::{Counters, DropReason};
 
@@ -22,6 +23,85 @@ pub(crate) fn clock() -> &'static quanta::Clock {
     CLOCK.get_or_init(quanta::Clock::new)
 }
 
+/// Converts clock readings to wall-clock time: a reading and the wall time taken together.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClockBase {
+    raw: u64,
+    wall: SystemTime,
+}
+
+impl ClockBase {
+    fn now() -> Self {
+        ClockBase { raw: clock().raw(), wall: SystemTime::now() }
+    }
+
+    /// The wall time of a clock reading taken after this base.
+    pub(crate) fn wall(&self, raw: u64) -> SystemTime {
+        let elapsed = if raw > self.raw { clock().delta(self.raw, raw) } else { Duration::ZERO };
+        self.wall.checked_add(elapsed).unwrap_or(self.wall)
+    }
+}
+
+/// The process session (release health, application mode).
+#[derive(Debug)]
+pub(crate) struct ProcessSession {
+    sid: u128,
+    started: SystemTime,
+    errors: AtomicU64,
+    crashed: AtomicBool,
+    init_sent: AtomicBool,
+    release: String,
+    environment: Option<String>,
+}
+
+impl ProcessSession {
+    fn new(release: String, environment: Option<String>) -> Self {
+        // A v4 UUID from the clock and the address space: unique enough for a session id.
+        let seed = crate::aggregate::hash::mix(clock().raw() ^ (std::process::id() as u64) << 32);
+        let random = (u128::from(seed) << 64) | u128::from(crate::aggregate::hash::mix(!seed));
+        let sid = (random & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+        ProcessSession {
+            sid,
+            started: SystemTime::now(),
+            errors: AtomicU64::new(0),
+            crashed: AtomicBool::new(false),
+            init_sent: AtomicBool::new(false),
+            release,
+            environment,
+        }
+    }
+
+    /// Marks the session crashed (a panic).
+    pub(crate) fn crash(&self) {
+        self.crashed.store(true, Ordering::Relaxed);
+    }
+
+    /// The update to send now: the first one is `init`; `ending` gives the final status.
+    pub(crate) fn update(&self, ending: bool) -> SessionUpdate {
+        let crashed = self.crashed.load(Ordering::Relaxed);
+        let status = match (ending, crashed) {
+            (_, true) => SessionStatus::Crashed,
+            (true, false) => SessionStatus::Exited,
+            (false, false) => SessionStatus::Ok,
+        };
+        SessionUpdate {
+            sid: self.sid,
+            init: !self.init_sent.swap(true, Ordering::Relaxed),
+            started: self.started,
+            timestamp: SystemTime::now(),
+            status,
+            errors: self.errors.load(Ordering::Relaxed),
+            release: self.release.clone(),
+            environment: self.environment.clone(),
+        }
+    }
+
+    /// Whether the first update is still to be sent.
+    pub(crate) fn needs_init(&self) -> bool {
+        !self.init_sent.load(Ordering::Relaxed)
+    }
+}
+
 /// State shared by every thread that records into one pipeline.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -29,10 +109,15 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) registry: Registry,
     pub(crate) counters: Counters,
+    /// Converts span clock readings to wall time.
+    pub(crate) clock_base: ClockBase,
+    /// The process session, when release health is on.
+    pub(crate) session: Option<ProcessSession>,
     /// Roll-up epoch: advanced by the flusher at every interval, [`CLOSED`] after shutdown.
     epoch: AtomicU64,
     new_cells: Sender<Arc<Cell>>,
     errors: Sender<ErrorEvent>,
+    transactions: Sender<Transaction>,
 }
 
 /// The flusher's ends of the shared channels.
@@ -42,12 +127,21 @@ pub(crate) struct Inbox {
     /// a cell exists only for an admitted (or overflow) series, and at most one per thread.
     pub(crate) new_cells: Receiver<Arc<Cell>>,
     pub(crate) errors: Receiver<ErrorEvent>,
+    pub(crate) transactions: Receiver<Transaction>,
 }
 
 impl Shared {
     pub(crate) fn new(config: Config) -> (Arc<Shared>, Inbox) {
         let (cells_tx, cells_rx) = crossbeam_channel::unbounded();
         let (errors_tx, errors_rx) = crossbeam_channel::bounded(config.error_queue.max(1));
+        let transaction_queue = config.traces.as_ref().map_or(1, |t| t.queue.max(1));
+        let (transactions_tx, transactions_rx) = crossbeam_channel::bounded(transaction_queue);
+        let session = match (&config.release, config.process_session) {
+            (Some(release), true) => {
+                Some(ProcessSession::new(release.clone(), config.environment.clone()))
+            }
+            _ => None,
+        };
         let registry = Registry::new(Limits {
             per_metric: config.max_series_per_metric,
             total: config.max_series,
@@ -57,11 +151,15 @@ impl Shared {
             config,
             registry,
             counters: Counters::default(),
+            clock_base: ClockBase::now(),
+            session,
             epoch: AtomicU64::new(0),
             new_cells: cells_tx,
             errors: errors_tx,
+            transactions: transactions_tx,
         };
-        (Arc::new(shared), Inbox { new_cells: cells_rx, errors: errors_rx })
+        let inbox = Inbox { new_cells: cells_rx, errors: errors_rx, transactions: transactions_rx };
+        (Arc::new(shared), inbox)
     }
 
     #[inline]
@@ -94,9 +192,23 @@ impl Shared {
 
     /// Queues a captured error for the flusher; counts it when the queue is full.
     pub(crate) fn submit_error(&self, event: ErrorEvent) {
+        if let Some(session) = &self.session {
+            session.errors.fetch_add(1, Ordering::Relaxed);
+        }
         match self.errors.try_send(event) {
             Ok(()) => Counters::bump(&self.counters.errors_captured, 1),
             Err(TrySendError::Full(_)) => self.counters.dropped(DropReason::QueueFull, 1),
+            Err(TrySendError::Disconnected(_)) => self.counters.dropped(DropReason::Closed, 1),
+        }
+    }
+
+    /// Queues a finished transaction for the flusher; counts it when the queue is full.
+    pub(crate) fn submit_transaction(&self, transaction: Transaction) {
+        match self.transactions.try_send(transaction) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.counters.dropped(DropReason::TransactionQueueFull, 1);
+            }
             Err(TrySendError::Disconnected(_)) => self.counters.dropped(DropReason::Closed, 1),
         }
     }

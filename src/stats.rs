@@ -41,6 +41,10 @@ drop_reasons! {
     RateLimited => "rate_limited",
     /// An error event dropped because the capture queue was full.
     QueueFull => "queue_full",
+    /// A finished transaction dropped because its queue was full.
+    TransactionQueueFull => "transaction_queue_full",
+    /// A span of a recorded trace that closed after its root span (left out of the transaction).
+    LateSpan => "late_span",
     /// A batch not delivered to a sink because the sink's queue was full (counted per record).
     SinkQueueFull => "sink_queue_full",
     /// Records a sink reported it could not export (counted per record).

@@ -1,4 +1,6 @@
+use std::backtrace::Backtrace;
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use smallvec::SmallVec;
@@ -90,6 +92,9 @@ pub struct ErrorEvent {
     pub fields: Fields,
     /// The error chain from the `error` field: the error first, then each `source()`.
     pub error_chain: Vec<String>,
+    /// The type of each error of the chain, as its `Debug` form names it (`Os`, `ParseIntError`),
+    /// `Error` when only its text is known, `panic` for a panic.
+    pub error_types: Vec<String>,
     /// The enclosing spans, innermost first.
     pub spans: Vec<SpanRecord>,
     /// The trace the event belongs to (the root span's trace), if it happened inside a span.
@@ -102,6 +107,13 @@ pub struct ErrorEvent {
     pub tags: SmallVec<[Tag; 2]>,
     /// An explicit grouping key from a `fingerprint` field, if any.
     pub fingerprint: Option<String>,
+    /// `false` for a panic caught by the panic hook (a crash), `true` for an `error!` event.
+    pub handled: bool,
+    /// The stack where the error was captured, when stack traces are attached (symbols are
+    /// resolved when it is first formatted, off the emitting thread).
+    pub stacktrace: Option<Arc<Backtrace>>,
+    /// The name of the thread that captured the error.
+    pub thread: Option<String>,
 }
 
 impl ErrorEvent {

@@ -6,6 +6,8 @@
 mod error_event;
 mod ids;
 mod metric;
+mod session;
+mod trace;
 
 use std::sync::Arc;
 
@@ -15,6 +17,8 @@ pub use metric::{
     CounterValue, DistributionValue, GaugeValue, MetricKind, MetricRecord, MetricValue, SetValue,
     Tag,
 };
+pub use session::{SessionStatus, SessionUpdate};
+pub use trace::{Sampling, SpanStatus, TraceSpan, Transaction};
 
 pub use crate::aggregate::sketch::Sketch;
 
@@ -27,6 +31,8 @@ pub use crate::aggregate::sketch::Sketch;
 pub struct Batch {
     pub(crate) metrics: Vec<MetricRecord>,
     pub(crate) errors: Vec<ErrorEvent>,
+    pub(crate) transactions: Vec<Transaction>,
+    pub(crate) sessions: Vec<SessionUpdate>,
     pub(crate) global_tags: Arc<[Tag]>,
 }
 
@@ -41,6 +47,16 @@ impl Batch {
         &self.errors
     }
 
+    /// Recorded traces whose root span closed since the previous batch.
+    pub fn transactions(&self) -> &[Transaction] {
+        &self.transactions
+    }
+
+    /// Process-session updates (release health): the first at start, the last at shutdown.
+    pub fn sessions(&self) -> &[SessionUpdate] {
+        &self.sessions
+    }
+
     /// Tags that apply to everything in the batch (service, environment, release, host and
     /// configured tags), sorted by key. A record's own tag wins over a global tag with the same key.
     pub fn global_tags(&self) -> &[Tag] {
@@ -49,7 +65,10 @@ impl Batch {
 
     /// Whether the batch holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.metrics.is_empty() && self.errors.is_empty()
+        self.metrics.is_empty()
+            && self.errors.is_empty()
+            && self.transactions.is_empty()
+            && self.sessions.is_empty()
     }
 
     /// A record's tags merged with the global tags, sorted by key (the record's tag wins).

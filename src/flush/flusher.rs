@@ -12,8 +12,9 @@ use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::SeriesEntry;
 use crate::batch::{
     Batch, CounterValue, DistributionValue, GaugeValue, MetricKind, MetricRecord, MetricValue,
-    SetValue, Tag,
+    SessionStatus, SessionUpdate, SetValue, Tag,
 };
+use crate::layer::session::{session_entry, SessionMode};
 use crate::pipeline::{Inbox, Shared};
 use crate::sink::summary::Totals;
 use crate::stats::{Counters, Stats};
@@ -106,15 +107,29 @@ impl Flusher {
     pub(crate) fn export(&mut self, ticket: Option<&Arc<FlushTicket>>, shutdown: bool) {
         let started = Instant::now();
         let mut metrics = std::mem::take(&mut self.pending);
+        let now = interval_start(SystemTime::now(), self.shared.config.rollup_interval);
         if self.shared.config.self_metrics {
-            let now = interval_start(SystemTime::now(), self.shared.config.rollup_interval);
             let stats = self.stats();
             metrics.extend(self.self_metrics.records(&self.shared, &stats, now, self.last_flush));
         }
+        let mut sessions = Vec::new();
+        if let Some(session) = &self.shared.session {
+            if shutdown {
+                let update = session.update(true);
+                // Other sinks see the process session as a counter.
+                metrics.push(self.self_metrics.session_record(&self.shared, &update, now));
+                sessions.push(update);
+            } else if session.needs_init() {
+                sessions.push(session.update(false));
+            }
+        }
         let errors: Vec<_> = self.inbox.errors.try_iter().collect();
+        let transactions: Vec<_> = self.inbox.transactions.try_iter().collect();
         let batch = Arc::new(Batch {
             metrics,
             errors,
+            transactions,
+            sessions,
             global_tags: self.shared.config.global_tags.clone(),
         });
         self.totals.lock().unwrap_or_else(PoisonError::into_inner).add(&batch);
@@ -172,10 +187,11 @@ fn record(
     MetricRecord { series, start, interval, value }
 }
 
-/// The pipeline's own metrics (`tally.*`).
+/// The pipeline's own metrics (`tally.*`), and the process session's end as a counter.
 #[derive(Default)]
 struct SelfMetrics {
     entries: HashMap<(&'static str, Option<&'static str>), Arc<SeriesEntry>>,
+    sessions: HashMap<&'static str, Arc<SeriesEntry>>,
     reported: Option<Stats>,
 }
 
@@ -199,6 +215,26 @@ impl SelfMetrics {
                 Arc::new(SeriesEntry::new(hash, metric, tags, false, 0))
             })
             .clone()
+    }
+
+    /// The `sessions` counter for the process session's end (`mode:application`, `status`).
+    fn session_record(
+        &mut self,
+        shared: &Shared,
+        update: &SessionUpdate,
+        start: SystemTime,
+    ) -> MetricRecord {
+        let status = match (update.status, update.errors) {
+            (SessionStatus::Exited, errors) if errors > 0 => "errored",
+            (status, _) => status.as_str(),
+        };
+        let series = self
+            .sessions
+            .entry(status)
+            .or_insert_with(|| session_entry(shared, SessionMode::Application, status))
+            .clone();
+        let value = MetricValue::Counter(CounterValue { integer: 1, float: 0.0 });
+        MetricRecord { series, start, interval: shared.config.rollup_interval, value }
     }
 
     fn records(

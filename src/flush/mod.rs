@@ -82,6 +82,16 @@ impl Control {
         pipelines.iter().rev().filter_map(Weak::upgrade).find(|c| !c.shared.is_closed())
     }
 
+    /// The shared state of the live pipeline with this id.
+    pub(crate) fn shared_of(id: u64) -> Option<Arc<Shared>> {
+        let pipelines = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
+        pipelines
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|c| c.shared.id == id)
+            .map(|c| c.shared.clone())
+    }
+
     /// Exports everything recorded so far and waits until every sink has it, or `timeout`.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         self.request(timeout, false)
@@ -143,6 +153,10 @@ impl Control {
                 result.try_recv().unwrap_or(false)
             }
         }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     pub(crate) fn stats(&self) -> Stats {

@@ -4,8 +4,10 @@
 //! chain, the enclosing spans' data) and copies its breadcrumbs. Everything else, encoding and
 //! delivery, happens on the flusher and sink threads.
 
+use std::backtrace::Backtrace;
 use std::error::Error;
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use smallvec::SmallVec;
@@ -45,7 +47,8 @@ pub(crate) fn capture<S>(
     }
     let mut visitor = CaptureVisitor { plan, capture: Capture::default() };
     event.record(&mut visitor);
-    let Capture { message, fields, error_chain, mut tags, fingerprint } = visitor.capture;
+    let Capture { message, fields, error_chain, error_types, mut tags, fingerprint } =
+        visitor.capture;
 
     let mut spans = Vec::new();
     let mut trace_id = None;
@@ -73,20 +76,31 @@ pub(crate) fn capture<S>(
             trace_id = Some(TraceId(data.trace_id));
         }
     }
+    // The span the error happened in ends with an error status (and an errored request session).
+    if let Some(span) = ctx.event_span(event) {
+        if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
+            data.errored = true;
+        }
+    }
     tags.sort_by(|a, b| a.key().cmp(b.key()));
     let span_id = spans.first().map(|s| s.span_id);
+    let stacktrace = shared.config.attach_stacktrace.then(|| Arc::new(Backtrace::force_capture()));
     shared.submit_error(ErrorEvent {
         timestamp: SystemTime::now(),
         metadata: event.metadata(),
         message,
         fields,
         error_chain,
+        error_types,
         spans,
         trace_id,
         span_id,
         breadcrumbs: breadcrumbs.snapshot(),
         tags,
         fingerprint,
+        handled: true,
+        stacktrace,
+        thread: std::thread::current().name().map(str::to_owned),
     });
 }
 
@@ -95,8 +109,21 @@ struct Capture {
     message: Option<String>,
     fields: Fields,
     error_chain: Vec<String>,
+    error_types: Vec<String>,
     tags: SmallVec<[Tag; 2]>,
     fingerprint: Option<String>,
+}
+
+/// The type an error's `Debug` form starts with (`Custom { .. }` → `Custom`), or `Error`.
+fn debug_type(error: &(dyn Error + 'static)) -> String {
+    let debug = format!("{error:?}");
+    let name: String =
+        debug.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':')).collect();
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        "Error".to_owned()
+    } else {
+        name
+    }
 }
 
 struct CaptureVisitor<'a> {
@@ -110,7 +137,10 @@ impl CaptureVisitor<'_> {
         match self.plan.roles.get(field.index()) {
             Some(FieldRole::Metric(_)) => {}
             Some(FieldRole::Message) => self.capture.message = Some(value.to_string()),
-            Some(FieldRole::Error) => self.capture.error_chain.push(value.to_string()),
+            Some(FieldRole::Error) => {
+                self.capture.error_chain.push(value.to_string());
+                self.capture.error_types.push("Error".to_owned());
+            }
             _ if name == FINGERPRINT_FIELD => self.capture.fingerprint = Some(value.to_string()),
             Some(FieldRole::Tag(key)) if name.starts_with(fields::TAGS_PREFIX) => {
                 let text = value.to_string();
@@ -156,13 +186,14 @@ impl Visit for CaptureVisitor<'_> {
             self.value(field, FieldValue::Text(value.to_string()));
             return;
         }
-        let chain = &mut self.capture.error_chain;
+        let capture = &mut self.capture;
         let mut next: Option<&(dyn Error + 'static)> = Some(value);
         while let Some(error) = next {
-            if chain.len() >= MAX_CHAIN {
+            if capture.error_chain.len() >= MAX_CHAIN {
                 break;
             }
-            chain.push(error.to_string());
+            capture.error_chain.push(error.to_string());
+            capture.error_types.push(debug_type(error));
             next = error.source();
         }
     }

@@ -18,7 +18,9 @@ mod filter;
 mod guard;
 pub(crate) mod local;
 pub(crate) mod plan;
+pub(crate) mod session;
 mod span;
+pub(crate) mod trace;
 mod visit;
 
 use std::any::TypeId;

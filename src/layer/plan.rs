@@ -16,7 +16,7 @@ use tracing_core::{Level, LevelFilter, Metadata};
 use crate::aggregate::hash::{hash_str, hash_value_text, tag_hash, BuildPassThrough};
 use crate::aggregate::series::MetricDesc;
 use crate::batch::MetricKind;
-use crate::fields::{self, FieldName};
+use crate::fields::{self, FieldName, SpanField};
 use crate::pipeline::{clock, Shared};
 use crate::stats::{Counters, DropReason};
 
@@ -103,6 +103,10 @@ pub(crate) struct SpanPlan {
     pub(crate) name_tag: u64,
     /// For each field: the index of the configured span tag it provides, if any.
     pub(crate) tag_fields: Box<[Option<u8>]>,
+    /// For each field: its meaning, when it has one (`sentry.op`, `otel.name`, `baggage`...).
+    pub(crate) specials: Box<[Option<SpanField>]>,
+    /// Whether the span is a request session.
+    pub(crate) request_session: bool,
 }
 
 /// What a callsite means to the layer.
@@ -172,6 +176,8 @@ pub(crate) struct Plans {
     verdicts: Verdicts,
     /// The configured span tags, in configuration order (at most 64).
     pub(crate) span_tag_keys: Box<[TagKey]>,
+    /// The `sessions` counter (request sessions).
+    pub(crate) sessions_metric: Arc<MetricDesc>,
     event_level: LevelFilter,
 }
 
@@ -185,11 +191,13 @@ impl Plans {
             .map(|k| TagKey::new(&fields::sanitize_tag_key(k)))
             .collect();
         let event_level = shared.config.event_level();
+        let sessions_metric = super::session::sessions_metric(&shared);
         Plans {
             shared,
             table: RwLock::default(),
             verdicts: Verdicts::new(),
             span_tag_keys,
+            sessions_metric,
             event_level,
         }
     }
@@ -249,7 +257,11 @@ impl Plans {
                 self.span_tag_keys.iter().position(|k| *k.key == *key).map(|i| i as u8)
             })
             .collect();
+        let specials = meta.fields().iter().map(|field| fields::span_field(field.name())).collect();
+        let request_session = config.request_sessions.iter().any(|n| n == meta.name());
         Plan::Span(SpanPlan {
+            specials,
+            request_session,
             duration,
             busy_idle,
             name_tag: tag_hash(hash_str(SPAN_TAG), hash_value_text(meta.name().as_bytes())),

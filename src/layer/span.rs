@@ -16,6 +16,8 @@ use tracing_subscriber::registry::LookupSpan;
 use super::guard;
 use super::local::{Series, ThreadState};
 use super::plan::{Plan, Plans, SpanPlan, SPAN_TAG};
+use super::session;
+use super::trace::{self, TraceLink};
 use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::MetricDesc;
@@ -43,12 +45,32 @@ struct BusyIdle {
     entered: u32,
 }
 
+/// Span fields with a meaning of their own (see [`crate::fields::SpanField`]), as text.
+#[derive(Debug, Default)]
+pub(crate) struct SpanMeta {
+    pub(crate) op: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) sentry_trace: Option<String>,
+    pub(crate) baggage: Option<String>,
+    pub(crate) traceparent: Option<String>,
+}
+
 /// What the layer keeps for an open span.
 #[derive(Debug)]
 pub(crate) struct SpanData {
-    start: u64,
+    pub(crate) start: u64,
+    /// The pipeline the span belongs to.
+    pub(crate) pipeline: u64,
     pub(crate) span_id: u64,
+    /// The trace's id (a span's own random id until it is linked to its trace).
     pub(crate) trace_id: u128,
+    pub(crate) parent_span_id: Option<u64>,
+    pub(crate) trace: TraceLink,
+    pub(crate) meta: Option<Box<SpanMeta>>,
+    /// Set when an error was captured inside the span.
+    pub(crate) errored: bool,
     pub(crate) tags: SmallVec<[SpanTag; 2]>,
     /// Inline for the usual handful of fields: the span's one allocation is its extension box.
     pub(crate) fields: SmallVec<[(&'static str, FieldValue); 2]>,
@@ -59,8 +81,13 @@ impl SpanData {
     fn empty() -> Self {
         SpanData {
             start: 0,
+            pipeline: 0,
             span_id: 0,
             trace_id: 0,
+            parent_span_id: None,
+            trace: TraceLink::Off,
+            meta: None,
+            errored: false,
             tags: SmallVec::new(),
             fields: SmallVec::new(),
             busy_idle: None,
@@ -97,6 +124,10 @@ struct SpanVisitor<'a> {
 
 impl SpanVisitor<'_> {
     fn value(&mut self, field: &Field, value: FieldValue) {
+        if let Some(Some(special)) = self.plan.specials.get(field.index()) {
+            trace::set_meta(self.data, *special, value.to_string());
+            return;
+        }
         if let Some(Some(index)) = self.plan.tag_fields.get(field.index()) {
             if let Some(key) = self.plans.span_tag_keys.get(usize::from(*index)) {
                 let text = value.to_string();
@@ -118,7 +149,9 @@ impl SpanVisitor<'_> {
     }
 
     fn wants(&self, field: &Field) -> bool {
-        self.capture || matches!(self.plan.tag_fields.get(field.index()), Some(Some(_)))
+        self.capture
+            || matches!(self.plan.tag_fields.get(field.index()), Some(Some(_)))
+            || matches!(self.plan.specials.get(field.index()), Some(Some(_)))
     }
 }
 
@@ -193,26 +226,38 @@ pub(crate) fn on_new_span<S>(
     let start = clock().raw();
     let span_id = ts.random();
     let trace_id = (u128::from(ts.random()) << 64) | u128::from(ts.random());
+    let mut seed = ts.random();
+    let random = move || {
+        seed = crate::aggregate::hash::mix(seed.wrapping_add(0x9e37_79b9_7f4a_7c15));
+        seed
+    };
     let Plan::Span(plan) = ts.plans.get(attrs.metadata(), plans) else {
         return;
     };
     let busy_idle =
         plans.shared.config.busy_idle.then_some(BusyIdle { last: start, ..BusyIdle::default() });
-    let mut data = SpanData { start, span_id, trace_id, busy_idle, ..SpanData::empty() };
+    let pipeline = plans.shared.id;
+    let mut data = SpanData { start, pipeline, span_id, trace_id, busy_idle, ..SpanData::empty() };
     if !attrs.fields().is_empty() {
         // User `Debug` code runs here, before any extension lock is taken.
         attrs.record(&mut visitor(plans, plan, &mut data));
     }
     let Some(span) = ctx.span(id) else { return };
-    if !plans.span_tag_keys.is_empty() {
-        if let Some(parent) = span.parent() {
-            if let Some(parent) = parent.extensions().get::<SpanData>() {
-                for tag in &parent.tags {
-                    if !data.tags.iter().any(|t| t.index == tag.index) {
-                        data.tags.push(tag.clone());
-                    }
+    let traces = plans.shared.config.traces.is_some();
+    if traces || !plans.span_tag_keys.is_empty() {
+        let parent = span.parent();
+        let parent_extensions = parent.as_ref().map(|p| p.extensions());
+        let parent_data = parent_extensions.as_ref().and_then(|e| e.get::<SpanData>());
+        if let Some(parent) = parent_data {
+            for tag in &parent.tags {
+                if !data.tags.iter().any(|t| t.index == tag.index) {
+                    data.tags.push(tag.clone());
                 }
             }
+        }
+        if traces {
+            let parent = parent_data.map(|p| (p.span_id, &p.trace));
+            trace::link(&plans.shared, attrs.metadata(), &mut data, parent, random);
         }
     }
     span.extensions_mut().insert(data);
@@ -244,6 +289,24 @@ pub(crate) fn on_record<S>(
     }
     for (name, value) in update.fields {
         data.set_field(name, value);
+    }
+    if let Some(update) = update.meta {
+        let meta = data.meta.get_or_insert_with(Box::default);
+        let SpanMeta { op, name, description, status, sentry_trace, baggage, traceparent } =
+            *update;
+        for (slot, value) in [
+            (&mut meta.op, op),
+            (&mut meta.name, name),
+            (&mut meta.description, description),
+            (&mut meta.status, status),
+            (&mut meta.sentry_trace, sentry_trace),
+            (&mut meta.baggage, baggage),
+            (&mut meta.traceparent, traceparent),
+        ] {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
     }
 }
 
@@ -300,6 +363,10 @@ where
     let tags_hash = plan.name_tag.wrapping_add(data.tags_hash());
     let nanos = clock().delta_as_nanos(data.start, end);
     record_ms(plans, series, epoch, &plan.duration, tags_hash, meta.name(), &data, nanos);
+    if plan.request_session {
+        session::record_request(plans, series, epoch, data.errored);
+    }
+    trace::finish(&plans.shared, &data, meta, end);
     if let (Some((busy, idle)), Some(mut t)) = (&plan.busy_idle, data.busy_idle) {
         if t.entered == 0 {
             t.idle += clock().delta_as_nanos(t.last, end);

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::{Batch, Sink};
-use crate::batch::{merge_tags, ErrorEvent, FieldValue, MetricRecord, MetricValue, Tag};
+use crate::batch::{
+    merge_tags, ErrorEvent, FieldValue, MetricRecord, MetricValue, SessionUpdate, Tag, TraceSpan,
+    Transaction,
+};
 use crate::error::ExportError;
 
 /// Quantiles written for distributions.
@@ -89,6 +92,79 @@ pub fn encode_batch(batch: &Batch, out: &mut Vec<u8>) {
         encode_error(batch.global_tags(), error, out);
         out.push(b'\n');
     }
+    for transaction in batch.transactions() {
+        encode_transaction(batch.global_tags(), transaction, out);
+        out.push(b'\n');
+    }
+    for session in batch.sessions() {
+        encode_session(session, out);
+        out.push(b'\n');
+    }
+}
+
+fn span_fields(o: &mut Object<'_>, span: &TraceSpan) {
+    o.field("span_id", &span.span_id.to_string());
+    if let Some(parent) = span.parent_span_id {
+        o.field("parent_span_id", &parent.to_string());
+    }
+    o.field("name", &span.name);
+    o.field("op", &span.op);
+    if let Some(description) = &span.description {
+        o.field("description", description);
+    }
+    o.field("target", span.target);
+    o.with("start", |out| unix_seconds(out, span.start));
+    o.with("end", |out| unix_seconds(out, span.end));
+    let duration = span.end.duration_since(span.start).unwrap_or_default();
+    o.field("duration_ms", &(duration.as_secs_f64() * 1e3));
+    o.field("status", span.status.as_str());
+    o.with("fields", |out| fields(out, &span.fields));
+}
+
+fn encode_transaction(global_tags: &[Tag], transaction: &Transaction, out: &mut Vec<u8>) {
+    let mut o = Object::new(out);
+    o.field("type", "transaction");
+    o.field("trace_id", &transaction.trace_id.to_string());
+    span_fields(&mut o, &transaction.root);
+    let sampling = transaction.sampling;
+    o.with("sampling", |out| {
+        let mut s = Object::new(out);
+        s.field("sample_rate", &sampling.sample_rate);
+        s.field("sample_rand", &sampling.sample_rand);
+        s.field("sampled", &sampling.sampled);
+        s.end();
+    });
+    o.field("dropped_spans", &transaction.dropped_spans);
+    o.with("tags", |out| tags(out, global_tags.iter().map(|t| (t.key(), t.value()))));
+    o.with("spans", |out| {
+        out.push(b'[');
+        for (i, span) in transaction.spans.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let mut s = Object::new(out);
+            span_fields(&mut s, span);
+            s.end();
+        }
+        out.push(b']');
+    });
+    o.end();
+}
+
+fn encode_session(session: &SessionUpdate, out: &mut Vec<u8>) {
+    let mut o = Object::new(out);
+    o.field("type", "session");
+    o.field("sid", &session.sid_string());
+    o.field("init", &session.init);
+    o.with("started", |out| unix_seconds(out, session.started));
+    o.with("timestamp", |out| unix_seconds(out, session.timestamp));
+    o.field("status", session.status.as_str());
+    o.field("errors", &session.errors);
+    o.field("release", &session.release);
+    if let Some(environment) = &session.environment {
+        o.field("environment", environment);
+    }
+    o.end();
 }
 
 /// Writes one JSON object, keys in the order they are given.

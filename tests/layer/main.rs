@@ -17,3 +17,4 @@ mod jsonl;
 mod limits;
 mod properties;
 mod spans;
+mod traces;
