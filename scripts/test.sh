@@ -29,6 +29,9 @@ cargo fmt --all -- --check
 step "clippy (all targets, all features)"
 cargo clippy --all-targets --all-features -- -D warnings
 
+step "peers (Python venv with sentry-sdk and Relay, for the Sentry tests)"
+bash scripts/peers-setup.sh >/dev/null
+
 step "tests, all features"
 cargo test --all-features
 

@@ -123,6 +123,8 @@ pub struct Builder {
     panic_hook: bool,
     attach_stacktrace: bool,
     pub(crate) dsc_extras: Vec<(String, String)>,
+    #[cfg(feature = "sentry")]
+    sentry: Option<crate::sink::SentryOptions>,
     sinks: Vec<Box<dyn Sink>>,
     jsonl: Option<JsonlTarget>,
     pub(crate) env_errors: Vec<BuildError>,
@@ -169,6 +171,8 @@ impl Default for Builder {
             panic_hook: false,
             attach_stacktrace: false,
             dsc_extras: Vec::new(),
+            #[cfg(feature = "sentry")]
+            sentry: None,
             sinks: Vec::new(),
             jsonl: None,
             env_errors: Vec::new(),
@@ -431,6 +435,32 @@ impl Builder {
         self
     }
 
+    /// Sends errors, transactions, sessions and metrics to Sentry (feature `sentry`).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::InvalidConfig`] naming the malformed part of the DSN (its keys are never
+    /// repeated in the message).
+    #[cfg(feature = "sentry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+    pub fn sentry(self, dsn: &str) -> Result<Self, BuildError> {
+        match crate::sink::SentryOptions::new(dsn) {
+            Ok(options) => Ok(self.sentry_options(options)),
+            Err(error) => {
+                Err(BuildError::InvalidConfig { setting: "sentry", reason: error.to_string() })
+            }
+        }
+    }
+
+    /// Sends to Sentry with these options (feature `sentry`).
+    #[cfg(feature = "sentry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+    pub fn sentry_options(mut self, options: crate::sink::SentryOptions) -> Self {
+        self.dsc_extras = options.dsc_extras();
+        self.sentry = Some(options);
+        self
+    }
+
     /// Adds a sink.
     pub fn sink(mut self, sink: impl Sink) -> Self {
         self.sinks.push(Box::new(sink));
@@ -475,11 +505,19 @@ impl Builder {
                 })?;
                 sinks.push(Box::new(sink));
             }
-            None if sinks.is_empty() => sinks.push(Box::new(JsonlSink::stdout())),
+            None if sinks.is_empty() && !self.has_network_sink() => {
+                sinks.push(Box::new(JsonlSink::stdout()));
+            }
             None => {}
         }
         let totals = Arc::new(Mutex::new(Totals::new(config.max_series, &config.span_metric)));
         let (shared, inbox) = Shared::new(config);
+        #[cfg(feature = "sentry")]
+        if let Some(options) = self.sentry.take() {
+            let sink = crate::sink::sentry::SentrySink::new(options, shared.clone())
+                .map_err(BuildError::Spawn)?;
+            sinks.push(Box::new(sink));
+        }
         let handles = sinks
             .into_iter()
             .map(|sink| {
@@ -497,6 +535,15 @@ impl Builder {
             crate::panic_hook::install(Arc::downgrade(&control));
         }
         Ok((TallyLayer::new(shared), FlushGuard::new(control)))
+    }
+
+    /// Whether a sink that sends over the network is configured.
+    fn has_network_sink(&self) -> bool {
+        #[cfg(feature = "sentry")]
+        if self.sentry.is_some() {
+            return true;
+        }
+        false
     }
 
     pub(crate) fn error_rate_setting(&self) -> u32 {

@@ -36,6 +36,7 @@
 //! | `TALLY_REQUEST_SESSIONS` | `request_sessions` | span names separated by commas |
 //! | `TALLY_PANIC_HOOK` | `panic_hook` | boolean |
 //! | `TALLY_ATTACH_STACKTRACE` | `attach_stacktrace` | boolean |
+//! | `SENTRY_DSN` (feature `sentry`) | `sentry` | a DSN |
 //!
 //! Booleans are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`.
 
@@ -153,6 +154,15 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
     }
     parsed!("TALLY_PANIC_HOOK", boolean, |b, v| b.panic_hook(v));
     parsed!("TALLY_ATTACH_STACKTRACE", boolean, |b, v| b.attach_stacktrace(v));
+    #[cfg(feature = "sentry")]
+    if let Some(dsn) = get("SENTRY_DSN").filter(|d| !d.trim().is_empty()) {
+        match crate::sink::SentryOptions::new(dsn.trim()) {
+            Ok(options) => builder = builder.sentry_options(options),
+            Err(error) => builder
+                .env_errors
+                .push(BuildError::InvalidEnv { variable: "SENTRY_DSN", reason: error.to_string() }),
+        }
+    }
     builder
 }
 

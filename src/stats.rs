@@ -78,6 +78,8 @@ pub(crate) struct Counters {
     pub(crate) evicted: AtomicU64,
     /// Error events captured and queued.
     pub(crate) errors_captured: AtomicU64,
+    /// Root spans whose trace was not sampled.
+    pub(crate) unsampled_traces: AtomicU64,
     /// Flushes completed.
     pub(crate) flushes: AtomicU64,
     /// Sink exports that failed (whole batches).
@@ -108,6 +110,7 @@ impl Counters {
             truncated_tags: self.truncated_tags.load(Ordering::Relaxed),
             evicted: self.evicted.load(Ordering::Relaxed),
             errors_captured: self.errors_captured.load(Ordering::Relaxed),
+            unsampled_traces: self.unsampled_traces.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),
             export_failures: self.export_failures.load(Ordering::Relaxed),
             live_series,
@@ -128,6 +131,8 @@ pub struct Stats {
     pub evicted: u64,
     /// Error events captured (queued for export).
     pub errors_captured: u64,
+    /// Traces not recorded because their root was not sampled.
+    pub unsampled_traces: u64,
     /// Flushes completed.
     pub flushes: u64,
     /// Sink exports that failed.

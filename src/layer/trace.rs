@@ -152,6 +152,7 @@ pub(crate) fn link(
             collected: Mutex::new(Collected::default()),
         }))
     } else {
+        crate::stats::Counters::bump(&shared.counters.unsampled_traces, 1);
         TraceLink::Unsampled { trace_id, sampling, upstream_baggage }
     };
 }

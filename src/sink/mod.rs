@@ -35,6 +35,8 @@
 mod jsonl;
 #[cfg(feature = "test-util")]
 mod memory;
+#[cfg(feature = "sentry")]
+pub(crate) mod sentry;
 pub(crate) mod summary;
 
 use std::time::Instant;
@@ -45,6 +47,9 @@ pub use jsonl::{encode_batch, JsonlSink};
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use memory::MemorySink;
+#[cfg(feature = "sentry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+pub use sentry::{Dsn, DsnError, SentryOptions};
 
 /// A destination for batches.
 ///

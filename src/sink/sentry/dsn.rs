@@ -1,0 +1,594 @@
+//! Parsing a Sentry DSN and deriving the envelope endpoint and the auth header from it.
+//!
+//! A DSN has the form `{scheme}://{public_key}[:{secret}]@{host}[:{port}]/{path/}{project_id}`
+//! (spec `sentry.md` §4.4). The last path segment is the project id; everything before it is a
+//! path prefix that is kept in the endpoint URL (§4.3):
+//! `POST {scheme}://{host}[:{port}]{prefix}api/{project_id}/envelope/`, with the default ports
+//! 80 and 443 omitted. Authentication goes in `X-Sentry-Auth` (§4.3, §11.1 item 2).
+//!
+//! The parser is hand-written and deliberately stricter than a general URL parser, because a DSN
+//! is pasted from the Sentry UI and a typo should fail at build time rather than at the first
+//! export:
+//!
+//! - the scheme is `http` or `https` (ASCII case-insensitive, normalised to lower case);
+//! - keys are limited to URL "unreserved" characters and `%` (Sentry keys are 32 hex digits), so
+//!   that they can never break or inject into the auth header;
+//! - the host is an ASCII registered name (use the punycode form of international names) or a
+//!   bracketed IPv6 address; it is normalised to lower case;
+//! - queries, fragments, whitespace and control characters are rejected;
+//! - the project id is one or more ASCII digits; one trailing `/` after it is tolerated, as in
+//!   sentry-rust.
+//!
+//! Keys are secrets: they never appear in the `Debug`/`Display` output of [`Dsn`], nor in any
+//! [`DsnError`] message.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::str::FromStr;
+
+/// The Sentry protocol version sent in the auth header (`sentry_version=7`, spec §4.3).
+const PROTOCOL_VERSION: u8 = 7;
+
+/// What `Display`/`Debug` print in place of the keys.
+const REDACTED: &str = "***";
+
+/// A parsed Sentry DSN: where to send envelopes and how to authenticate.
+///
+/// Parse it with [`str::parse`] (or [`Dsn::from_str`]). `Display` and `Debug` redact the keys:
+/// `https://***@o1.ingest.sentry.io/42`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dsn {
+    /// `http` or `https`, lower case.
+    scheme: Scheme,
+    /// The public key (`sentry_key`).
+    public_key: String,
+    /// The legacy secret key (`sentry_secret`); `None` when absent or empty.
+    secret_key: Option<String>,
+    /// Lower-case host; IPv6 addresses keep their brackets.
+    host: String,
+    /// The port as written in the DSN, if any.
+    port: Option<u16>,
+    /// Path before the project id; starts and ends with `/` (just `/` when there is none).
+    path_prefix: String,
+    /// The project id: one or more ASCII digits.
+    project_id: String,
+}
+
+/// The two schemes Sentry accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    /// Plain HTTP, default port 80.
+    Http,
+    /// HTTP over TLS, default port 443.
+    Https,
+}
+
+impl Scheme {
+    /// The scheme as written in URLs.
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The port a URL of this scheme uses when it names none.
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// Why a string is not a valid DSN.
+///
+/// Messages name the malformed part but never include a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DsnError {
+    /// The DSN is empty (or only whitespace).
+    Empty,
+    /// There is no `scheme://` at the start.
+    MissingScheme,
+    /// The scheme is not `http` or `https`; carries the scheme.
+    UnsupportedScheme(String),
+    /// There is no public key (`{public_key}@` before the host).
+    MissingPublicKey,
+    /// The public key contains characters other than letters, digits, `-._~%`.
+    InvalidPublicKey,
+    /// The secret key contains characters other than letters, digits, `-._~%`.
+    InvalidSecretKey,
+    /// There is no host after the `@`.
+    MissingHost,
+    /// The host is malformed; carries the host.
+    InvalidHost(String),
+    /// The port is not a number in `1..=65535`; carries the port as written.
+    InvalidPort(String),
+    /// The path is malformed (query, fragment, whitespace, control characters); carries the
+    /// offending part.
+    InvalidPath(String),
+    /// There is no project id (the path is empty or `/`).
+    MissingProjectId,
+    /// The project id is not made of ASCII digits; carries the last path segment.
+    InvalidProjectId(String),
+}
+
+impl fmt::Display for DsnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DsnError::Empty => f.write_str("invalid Sentry DSN: the DSN is empty"),
+            DsnError::MissingScheme => {
+                f.write_str("invalid Sentry DSN: missing scheme (expected `https://` or `http://`)")
+            }
+            DsnError::UnsupportedScheme(scheme) => write!(
+                f,
+                "invalid Sentry DSN: unsupported scheme `{scheme}` (expected `https` or `http`)"
+            ),
+            DsnError::MissingPublicKey => {
+                f.write_str("invalid Sentry DSN: missing public key (expected `{public_key}@` before the host)")
+            }
+            DsnError::InvalidPublicKey => f.write_str(
+                "invalid Sentry DSN: the public key contains characters other than letters, digits and `-._~%`",
+            ),
+            DsnError::InvalidSecretKey => f.write_str(
+                "invalid Sentry DSN: the secret key contains characters other than letters, digits and `-._~%`",
+            ),
+            DsnError::MissingHost => f.write_str("invalid Sentry DSN: missing host after `@`"),
+            DsnError::InvalidHost(host) => write!(f, "invalid Sentry DSN: invalid host `{host}`"),
+            DsnError::InvalidPort(port) => {
+                write!(f, "invalid Sentry DSN: invalid port `{port}` (expected 1 to 65535)")
+            }
+            DsnError::InvalidPath(path) => write!(
+                f,
+                "invalid Sentry DSN: invalid path `{path}` (no query, fragment, whitespace or control characters allowed)"
+            ),
+            DsnError::MissingProjectId => {
+                f.write_str("invalid Sentry DSN: missing project id (the last path segment)")
+            }
+            DsnError::InvalidProjectId(id) => {
+                write!(f, "invalid Sentry DSN: invalid project id `{id}` (expected digits)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DsnError {}
+
+impl FromStr for Dsn {
+    type Err = DsnError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
+        if s.is_empty() {
+            return Err(DsnError::Empty);
+        }
+        let (scheme, rest) = split_scheme(s)?;
+        // The authority ends at the first `/`, `?` or `#` (RFC 3986 §3.2).
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        let (userinfo, host_port) = authority.rsplit_once('@').ok_or(DsnError::MissingPublicKey)?;
+        let (public_key, secret_key) = parse_userinfo(userinfo)?;
+        let (host, port) = parse_host_port(host_port)?;
+        let (path_prefix, project_id) = parse_path(path)?;
+        Ok(Dsn { scheme, public_key, secret_key, host, port, path_prefix, project_id })
+    }
+}
+
+/// Splits `scheme://rest`, validating the scheme.
+fn split_scheme(s: &str) -> Result<(Scheme, &str), DsnError> {
+    let (scheme, rest) = s.split_once("://").ok_or(DsnError::MissingScheme)?;
+    // RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). Anything else means the text before
+    // `://` is not a scheme at all (and may contain a key, so it is not echoed).
+    let mut chars = scheme.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !well_formed {
+        return Err(DsnError::MissingScheme);
+    }
+    if scheme.eq_ignore_ascii_case("https") {
+        Ok((Scheme::Https, rest))
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Ok((Scheme::Http, rest))
+    } else {
+        Err(DsnError::UnsupportedScheme(scheme.to_ascii_lowercase()))
+    }
+}
+
+/// Whether `key` is a non-empty run of URL "unreserved" characters or `%`.
+fn is_valid_key(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b))
+}
+
+/// Parses `public_key[:secret]`. An empty secret counts as absent.
+fn parse_userinfo(userinfo: &str) -> Result<(String, Option<String>), DsnError> {
+    let (public, secret) = match userinfo.split_once(':') {
+        Some((public, secret)) => (public, Some(secret)),
+        None => (userinfo, None),
+    };
+    if public.is_empty() {
+        return Err(DsnError::MissingPublicKey);
+    }
+    if !is_valid_key(public) {
+        return Err(DsnError::InvalidPublicKey);
+    }
+    let secret = match secret {
+        None | Some("") => None,
+        Some(secret) if is_valid_key(secret) => Some(secret.to_owned()),
+        Some(_) => return Err(DsnError::InvalidSecretKey),
+    };
+    Ok((public.to_owned(), secret))
+}
+
+/// Parses `host[:port]` or `[ipv6][:port]`.
+fn parse_host_port(host_port: &str) -> Result<(String, Option<u16>), DsnError> {
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let (address, after) =
+            bracketed.split_once(']').ok_or_else(|| DsnError::InvalidHost(host_port.to_owned()))?;
+        if address.parse::<Ipv6Addr>().is_err() {
+            return Err(DsnError::InvalidHost(host_port.to_owned()));
+        }
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| DsnError::InvalidHost(host_port.to_owned()))?,
+            ),
+        };
+        (format!("[{}]", address.to_ascii_lowercase()), port)
+    } else {
+        let (host, port) = match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        };
+        if host.is_empty() {
+            return Err(DsnError::MissingHost);
+        }
+        let valid =
+            host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !valid {
+            return Err(DsnError::InvalidHost(host.to_owned()));
+        }
+        (host.to_ascii_lowercase(), port)
+    };
+    let port = match port {
+        None => None,
+        Some(text) => Some(parse_port(text).ok_or_else(|| DsnError::InvalidPort(text.to_owned()))?),
+    };
+    Ok((host, port))
+}
+
+/// Parses a port: 1 to 5 ASCII digits, value in `1..=65535`.
+fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u16>().ok().filter(|&port| port != 0)
+}
+
+/// Splits the path into its prefix (starting and ending with `/`) and the project id.
+fn parse_path(path: &str) -> Result<(String, String), DsnError> {
+    if let Some(at) = path.find(['?', '#']) {
+        return Err(DsnError::InvalidPath(path.get(at..).unwrap_or(path).to_owned()));
+    }
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(DsnError::InvalidPath(path.to_owned()));
+    }
+    // Tolerate one trailing slash after the project id, as sentry-rust does.
+    let trimmed = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    let (prefix, project_id) = trimmed.rsplit_once('/').ok_or(DsnError::MissingProjectId)?;
+    if project_id.is_empty() {
+        return Err(DsnError::MissingProjectId);
+    }
+    if !project_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DsnError::InvalidProjectId(project_id.to_owned()));
+    }
+    Ok((format!("{prefix}/"), project_id.to_owned()))
+}
+
+impl Dsn {
+    /// The scheme: `"http"` or `"https"`.
+    #[must_use]
+    pub fn scheme(&self) -> &str {
+        self.scheme.as_str()
+    }
+
+    /// The host, in lower case; an IPv6 address keeps its brackets (`[::1]`), as in a URL.
+    #[must_use]
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port written in the DSN, if any (even when it is the scheme's default).
+    #[must_use]
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The project id (ASCII digits).
+    #[must_use]
+    pub fn project_id(&self) -> &str {
+        &self.project_id
+    }
+
+    /// The public key (`sentry_key`). Crate-private: it is a credential.
+    #[must_use]
+    pub(crate) fn public_key(&self) -> &str {
+        &self.public_key
+    }
+
+    /// The organization id, from a host whose first label is `o<digits>` followed by a dot
+    /// (`o123.ingest.sentry.io` → `Some(123)`), as Python's `^o(\d+)\.`.
+    #[must_use]
+    pub fn org_id(&self) -> Option<u64> {
+        let (label, _) = self.host.split_once('.')?;
+        let digits = label.strip_prefix('o')?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// The envelope endpoint: `{scheme}://{host}[:{port}]{prefix}api/{project_id}/envelope/`.
+    ///
+    /// The port is omitted when it is the scheme's default (80 for http, 443 for https).
+    #[must_use]
+    pub fn envelope_url(&self) -> String {
+        let mut url = format!("{}://{}", self.scheme.as_str(), self.host);
+        if let Some(port) = self.port.filter(|&p| p != self.scheme.default_port()) {
+            url.push(':');
+            url.push_str(&port.to_string());
+        }
+        url.push_str(&self.path_prefix);
+        url.push_str("api/");
+        url.push_str(&self.project_id);
+        url.push_str("/envelope/");
+        url
+    }
+
+    /// The `X-Sentry-Auth` header value:
+    /// `Sentry sentry_key=<key>, sentry_version=7, sentry_client=<client>[, sentry_secret=<secret>]`.
+    ///
+    /// `client` is the SDK identifier, e.g. `tracing-tally/0.1.0`. The result contains the keys:
+    /// never log it.
+    #[must_use]
+    pub fn auth_header(&self, client: &str) -> String {
+        let mut header = format!(
+            "Sentry sentry_key={}, sentry_version={PROTOCOL_VERSION}, sentry_client={client}",
+            self.public_key
+        );
+        if let Some(secret) = &self.secret_key {
+            header.push_str(", sentry_secret=");
+            header.push_str(secret);
+        }
+        header
+    }
+}
+
+impl fmt::Display for Dsn {
+    /// Writes the DSN with the keys replaced by `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{REDACTED}@{}", self.scheme.as_str(), self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        write!(f, "{}{}", self.path_prefix, self.project_id)
+    }
+}
+
+impl fmt::Debug for Dsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Dsn").field(&format_args!("{self}")).finish()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn dsn(s: &str) -> Dsn {
+        s.parse().unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
+    }
+
+    #[test]
+    fn envelope_urls() {
+        let cases = [
+            ("http://public@127.0.0.1:9000/42", "http://127.0.0.1:9000/api/42/envelope/"),
+            ("https://k@o1.ingest.sentry.io/42", "https://o1.ingest.sentry.io/api/42/envelope/"),
+            ("https://k@host/sub/42", "https://host/sub/api/42/envelope/"),
+            ("https://k@host/a/b/42/", "https://host/a/b/api/42/envelope/"),
+            ("https://k:s@host:443/42", "https://host/api/42/envelope/"),
+            ("http://k@host:80/42", "http://host/api/42/envelope/"),
+            ("http://k@host:443/42", "http://host:443/api/42/envelope/"),
+            ("https://k@host:80/42", "https://host:80/api/42/envelope/"),
+            ("http://k@[::1]:9000/1", "http://[::1]:9000/api/1/envelope/"),
+            ("http://k@[2001:DB8::1]/1", "http://[2001:db8::1]/api/1/envelope/"),
+            ("HTTPS://k@Sentry.Example.COM/7", "https://sentry.example.com/api/7/envelope/"),
+            ("  https://k@host/7\n", "https://host/api/7/envelope/"),
+        ];
+        for (input, url) in cases {
+            assert_eq!(dsn(input).envelope_url(), url, "{input}");
+        }
+    }
+
+    #[test]
+    fn accessors() {
+        let d = dsn("https://abc:def@o123.ingest.us.sentry.io:8443/sub/99");
+        assert_eq!(d.scheme(), "https");
+        assert_eq!(d.host(), "o123.ingest.us.sentry.io");
+        assert_eq!(d.port(), Some(8443));
+        assert_eq!(d.project_id(), "99");
+        assert_eq!(d.public_key(), "abc");
+        assert_eq!(d.org_id(), Some(123));
+        let d = dsn("http://k@[::1]:9000/1");
+        assert_eq!(d.host(), "[::1]");
+        assert_eq!(d.port(), Some(9000));
+        assert_eq!(d.org_id(), None);
+    }
+
+    #[test]
+    fn org_ids() {
+        let cases = [
+            ("https://k@o123.ingest.sentry.io/1", Some(123)),
+            ("https://k@o0.example.com/1", Some(0)),
+            ("https://k@o123/1", None),
+            ("https://k@o.ingest.sentry.io/1", None),
+            ("https://k@o12a.ingest.sentry.io/1", None),
+            ("https://k@sentry.io/1", None),
+            ("https://k@xo1.sentry.io/1", None),
+            ("https://k@o99999999999999999999999.sentry.io/1", None),
+        ];
+        for (input, org) in cases {
+            assert_eq!(dsn(input).org_id(), org, "{input}");
+        }
+    }
+
+    #[test]
+    fn auth_headers() {
+        assert_eq!(
+            dsn("https://public@host/1").auth_header("tracing-tally/0.1.0"),
+            "Sentry sentry_key=public, sentry_version=7, sentry_client=tracing-tally/0.1.0"
+        );
+        assert_eq!(
+            dsn("https://public:secret@host/1").auth_header("c/1"),
+            "Sentry sentry_key=public, sentry_version=7, sentry_client=c/1, sentry_secret=secret"
+        );
+        assert_eq!(
+            dsn("https://public:@host/1").auth_header("c/1"),
+            "Sentry sentry_key=public, sentry_version=7, sentry_client=c/1"
+        );
+    }
+
+    #[test]
+    fn errors() {
+        use DsnError::*;
+        let cases: &[(&str, DsnError)] = &[
+            ("", Empty),
+            (" \t\n", Empty),
+            ("public@host/1", MissingScheme),
+            ("://k@host/1", MissingScheme),
+            ("key@https://host/1", MissingScheme),
+            ("ftp://k@host/1", UnsupportedScheme("ftp".into())),
+            ("HTTPX://k@host/1", UnsupportedScheme("httpx".into())),
+            ("https://host/1", MissingPublicKey),
+            ("https://@host/1", MissingPublicKey),
+            ("https://:secret@host/1", MissingPublicKey),
+            ("https://ke y@host/1", InvalidPublicKey),
+            ("https://a@b@host/1", InvalidPublicKey),
+            ("https://k:s,x@host/1", InvalidSecretKey),
+            ("https://k:a:b@host/1", InvalidSecretKey),
+            ("https://k@/1", MissingHost),
+            ("https://k@:9000/1", MissingHost),
+            ("https://k@ho st/1", InvalidHost("ho st".into())),
+            ("https://k@hôst/1", InvalidHost("hôst".into())),
+            ("https://k@[::1/1", InvalidHost("[::1".into())),
+            ("https://k@[nope]/1", InvalidHost("[nope]".into())),
+            ("https://k@[::1]x/1", InvalidHost("[::1]x".into())),
+            ("https://k@host:/1", InvalidPort("".into())),
+            ("https://k@host:abc/1", InvalidPort("abc".into())),
+            ("https://k@host:0/1", InvalidPort("0".into())),
+            ("https://k@host:65536/1", InvalidPort("65536".into())),
+            ("https://k@host:1:2/1", InvalidPort("1:2".into())),
+            ("https://k@[::1]:x/1", InvalidPort("x".into())),
+            ("https://k@host/1?x=1", InvalidPath("?x=1".into())),
+            ("https://k@host/1#frag", InvalidPath("#frag".into())),
+            ("https://k@host?x/1", InvalidPath("?x/1".into())),
+            ("https://k@host/a b/1", InvalidPath("/a b/1".into())),
+            ("https://k@host", MissingProjectId),
+            ("https://k@host/", MissingProjectId),
+            ("https://k@host//", MissingProjectId),
+            ("https://k@host/abc", InvalidProjectId("abc".into())),
+            ("https://k@host/42/x", InvalidProjectId("x".into())),
+            ("https://k@host/-1", InvalidProjectId("-1".into())),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(input.parse::<Dsn>().as_ref(), Err(expected), "{input:?}");
+            assert!(!expected.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn redacted_output() {
+        let d = dsn("https://pubkey123:secretkey456@o1.ingest.sentry.io/42");
+        assert_eq!(d.to_string(), "https://***@o1.ingest.sentry.io/42");
+        assert_eq!(format!("{d:?}"), "Dsn(https://***@o1.ingest.sentry.io/42)");
+        assert_eq!(dsn("http://k@[::1]:9000/sub/1").to_string(), "http://***@[::1]:9000/sub/1");
+    }
+
+    #[test]
+    fn keys_never_leak() {
+        let valid = [
+            "https://pubkey123:secretkey456@o1.ingest.sentry.io/42",
+            "http://pubkey123:secretkey456@[::1]:9000/a/b/1/",
+        ];
+        for input in valid {
+            let d = dsn(input);
+            for text in [d.to_string(), format!("{d:?}"), format!("{d:#?}"), d.envelope_url()] {
+                assert!(!text.contains("pubkey123") && !text.contains("secretkey456"), "{text}");
+            }
+        }
+        let invalid = [
+            "pubkey123:secretkey456@host/1",
+            "pubkey123@https://host/1",
+            "https://pubkey123:secretkey456",
+            "https://pubkey123:secretkey456/1",
+            "https://pubkey123:secretkey456@",
+            "https://pubkey123:secretkey456@host",
+            "https://pubkey123:secretkey456@host:x/1",
+            "https://pubkey123:secretkey456@host/1?q",
+            "https://pubkey123:secretkey456@ho st/1",
+            "https://pubkey123:secretkey456 @host/1",
+            "https://pubkey123 :secretkey456@host/1",
+            "https://pubkey123:secretkey456?@host/1",
+            "https://pubkey123:secretkey456#@host/1",
+            "https://pubkey123:secretkey456@host/x",
+            "ftp://pubkey123:secretkey456@host/1",
+        ];
+        for input in invalid {
+            let err = input.parse::<Dsn>().expect_err(input);
+            for text in [err.to_string(), format!("{err:?}")] {
+                assert!(!text.contains("pubkey123") && !text.contains("secretkey456"), "{text}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(s in "\\PC*") {
+            let _ = s.parse::<Dsn>();
+        }
+
+        #[test]
+        fn parsing_url_like_strings_never_panics(
+            s in "(https?|ftp)?(:|://)?[a-z0-9:@\\[\\]/?#. -]{0,40}",
+        ) {
+            if let Ok(d) = s.parse::<Dsn>() {
+                let url = d.envelope_url();
+                prop_assert!(url.ends_with("/envelope/"));
+                let _ = (d.to_string(), d.auth_header("c"), d.org_id());
+            }
+        }
+
+        #[test]
+        fn valid_dsns_round_trip(
+            https in any::<bool>(),
+            key in "[a-f0-9]{1,32}",
+            host in "[a-z0-9][a-z0-9.-]{0,20}",
+            port in proptest::option::of(1u16..),
+            prefix in proptest::collection::vec("[a-z0-9]{1,5}", 0..3),
+            project in "[0-9]{1,10}",
+        ) {
+            let scheme = if https { "https" } else { "http" };
+            let port_text = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let prefix: String = prefix.iter().map(|p| format!("{p}/")).collect();
+            let input = format!("{scheme}://{key}@{host}{port_text}/{prefix}{project}");
+            let d: Dsn = input.parse().map_err(|e| TestCaseError::fail(format!("{input}: {e}")))?;
+            prop_assert_eq!(d.to_string(), format!("{scheme}://***@{host}{port_text}/{prefix}{project}"));
+            prop_assert_eq!(d.project_id(), project.as_str());
+            prop_assert_eq!(d.public_key(), key.as_str());
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Metrics: aggregated records as `trace_metric` items (or legacy `statsd` lines).
+//!
+//! Sentry's Application Metrics take one item per measurement and aggregate server-side, so
+//! each record of an interval maps onto items:
+//!
+//! * counter: one `counter` item, the interval's sum;
+//! * gauge: one `gauge` item, the last value;
+//! * distribution: `distribution` items for the values, rebuilt from the sketch (bucket
+//!   midpoints, within 0.79%), at most [`MetricOptions::max_values`] per record, always
+//!   including the exact minimum and maximum; values left out are reported as
+//!   `buffer_overflow` (a client report);
+//! * set: one `gauge` item, the interval's unique count.
+//!
+//! Every item carries `trace_id` (the process trace: aggregates span many traces) and the
+//! attributes `sentry.environment`, `sentry.release`, `sentry.sdk.name`, `sentry.sdk.version`,
+//! `server.address` and the record's tags. The pipeline's own metrics (`tally.*`) and session
+//! counts are not sent as metrics.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+use super::common::{Common, SDK_NAME};
+use super::scrub::FILTERED;
+use super::session::is_request_session;
+use super::time::unix_float;
+use crate::batch::{merge_tags, DistributionValue, MetricRecord, MetricValue};
+use crate::layer::session::SESSIONS_METRIC;
+
+/// Items per `trace_metric` container (the Python SDK flushes at 1000).
+const MAX_ITEMS: usize = 1000;
+/// Bytes per container payload, under Sentry's 1 MiB item limit.
+const MAX_PAYLOAD: usize = 900 * 1024;
+
+/// How metrics are mapped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetricOptions {
+    /// Distribution values sent per record and interval.
+    pub(crate) max_values: usize,
+}
+
+/// The encoded metrics of a batch.
+#[derive(Debug, Default)]
+pub(crate) struct Encoded {
+    /// `(payload, item count)` per container.
+    pub(crate) containers: Vec<(Vec<u8>, usize)>,
+    /// Distribution values left out (`buffer_overflow`).
+    pub(crate) overflow: u64,
+}
+
+/// Whether a record goes to Sentry as a metric.
+pub(crate) fn is_metric(record: &MetricRecord) -> bool {
+    !record.name().starts_with("tally.")
+        && record.name() != SESSIONS_METRIC
+        && !is_request_session(record)
+}
+
+fn attributes(common: &Common<'_>, global: &[crate::batch::Tag], record: &MetricRecord) -> Value {
+    let mut attributes = Map::new();
+    let string = |value: &str| json!({ "value": value, "type": "string" });
+    attributes.insert("sentry.sdk.name".into(), string(SDK_NAME));
+    attributes.insert("sentry.sdk.version".into(), string(env!("CARGO_PKG_VERSION")));
+    for (key, value) in merge_tags(global, record.tags()) {
+        let key = match key {
+            "environment" => "sentry.environment",
+            "release" => "sentry.release",
+            "host" => "server.address",
+            key => key,
+        };
+        let value = if common.scrubber.is_sensitive(key) { FILTERED } else { value };
+        attributes.insert(key.to_owned(), string(value));
+    }
+    Value::Object(attributes)
+}
+
+/// Representative values of a distribution: every value when there are at most `max`, else
+/// `max` values at evenly spaced ranks (so the sample follows the distribution); the exact
+/// minimum and maximum always. Returns the values and how many were left out.
+fn values(d: &DistributionValue, max: usize) -> (Vec<f64>, u64) {
+    if d.count == 0 {
+        return (Vec::new(), 0);
+    }
+    let max = max.max(2) as u64;
+    let mid = |b: &crate::aggregate::sketch::SketchBucket| {
+        if b.lower == b.upper {
+            b.lower
+        } else {
+            ((b.lower + b.upper) / 2.0).clamp(d.min, d.max)
+        }
+    };
+    let mut out: Vec<f64> = Vec::new();
+    if d.count <= max {
+        for bucket in d.sketch.buckets() {
+            let value = mid(&bucket);
+            out.extend(std::iter::repeat_n(value, bucket.count as usize));
+        }
+        // Buckets ascend: the first and last values are the extremes, known exactly.
+        if let Some(first) = out.first_mut() {
+            *first = d.min;
+        }
+        if let Some(last) = out.last_mut() {
+            *last = d.max;
+        }
+    } else {
+        out.push(d.min);
+        out.push(d.max);
+        // Evenly spaced ranks over the bucketed values: the sample follows the distribution.
+        let rest = (max - 2) as usize;
+        let step = d.sketch.count().max(1) as f64 / rest.max(1) as f64;
+        let mut next = step / 2.0;
+        let mut cumulative = 0.0;
+        for bucket in d.sketch.buckets() {
+            cumulative += bucket.count as f64;
+            while next < cumulative && out.len() < rest + 2 {
+                out.push(mid(&bucket));
+                next += step;
+            }
+        }
+    }
+    let sent = out.len() as u64;
+    (out, d.count.saturating_sub(sent))
+}
+
+/// `trace_metric` containers for the metric records of a batch.
+pub(crate) fn trace_metrics(
+    common: &Common<'_>,
+    global: &[crate::batch::Tag],
+    records: &[&MetricRecord],
+    options: MetricOptions,
+) -> Encoded {
+    let trace_id = format!("{:032x}", common.process_trace_id);
+    let mut encoded = Encoded::default();
+    let mut items: Vec<Vec<u8>> = Vec::new();
+    for record in records {
+        let attributes = attributes(common, global, record);
+        let mut push = |kind: &str, value: f64| {
+            if !value.is_finite() {
+                return;
+            }
+            let mut item = json!({
+                "timestamp": unix_float(record.timestamp()),
+                "trace_id": trace_id,
+                "name": record.name(),
+                "value": value,
+                "type": kind,
+                "attributes": attributes.clone(),
+            });
+            if let Some(unit) = record.unit() {
+                item["unit"] = Value::from(unit);
+            }
+            items.push(serde_json::to_vec(&item).unwrap_or_default());
+        };
+        match record.value() {
+            MetricValue::Counter(c) => push("counter", c.sum()),
+            MetricValue::Gauge(g) => push("gauge", g.last),
+            MetricValue::Set(s) => push("gauge", s.unique as f64),
+            MetricValue::Distribution(d) => {
+                let (values, overflow) = values(d, options.max_values);
+                encoded.overflow += overflow;
+                for value in values {
+                    push("distribution", value);
+                }
+            }
+        }
+    }
+    // Pack items into containers under both limits.
+    let mut payload = Vec::new();
+    let mut count = 0;
+    let flush = |payload: &mut Vec<u8>, count: &mut usize, encoded: &mut Encoded| {
+        if *count > 0 {
+            payload.extend_from_slice(b"]}");
+            encoded.containers.push((std::mem::take(payload), *count));
+            *count = 0;
+        }
+    };
+    for item in items {
+        if count == MAX_ITEMS || (count > 0 && payload.len() + item.len() + 2 > MAX_PAYLOAD) {
+            flush(&mut payload, &mut count, &mut encoded);
+        }
+        if count == 0 {
+            payload.extend_from_slice(br#"{"version":2,"items":["#);
+        } else {
+            payload.push(b',');
+        }
+        payload.extend_from_slice(&item);
+        count += 1;
+    }
+    flush(&mut payload, &mut count, &mut encoded);
+    encoded
+}
+
+/// Legacy `statsd` lines (for self-hosted Sentry before Application Metrics), with the
+/// normalization rules of the old SDK aggregators.
+pub(crate) fn statsd(
+    global: &[crate::batch::Tag],
+    records: &[&MetricRecord],
+    max_values: usize,
+) -> Vec<u8> {
+    let mut out = String::new();
+    for record in records {
+        let name = normalize(
+            record.name(),
+            |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'),
+            '_',
+            150,
+        );
+        let unit = record.unit().map_or_else(
+            || "none".to_owned(),
+            |u| normalize(u, |c| c.is_ascii_alphanumeric() || c == '_', '\0', 15),
+        );
+        let unit = if unit.is_empty() { "none".to_owned() } else { unit };
+        let (kind, values): (&str, Vec<f64>) = match record.value() {
+            MetricValue::Counter(c) => ("c", vec![c.sum()]),
+            MetricValue::Gauge(g) => ("g", vec![g.last, g.min, g.max, g.sum, g.count as f64]),
+            MetricValue::Set(s) => ("g", vec![s.unique as f64]),
+            MetricValue::Distribution(d) => ("d", values(d, max_values).0),
+        };
+        if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
+            continue;
+        }
+        let _ = write!(out, "{name}@{unit}");
+        for value in values {
+            let _ = write!(out, ":{value}");
+        }
+        let _ = write!(out, "|{kind}");
+        let mut first = true;
+        for (key, value) in merge_tags(global, record.tags()) {
+            let key = normalize(
+                key,
+                |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'),
+                '\0',
+                32,
+            );
+            if key.is_empty() || value.is_empty() {
+                continue;
+            }
+            out.push_str(if first { "|#" } else { "," });
+            first = false;
+            let _ = write!(out, "{key}:{}", escape_tag_value(value));
+        }
+        let ts =
+            record.timestamp().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let _ = writeln!(out, "|T{ts}");
+    }
+    out.into_bytes()
+}
+
+/// Keeps the characters `keep` accepts, replacing (or, with `'\0'`, removing) the others.
+fn normalize(text: &str, keep: fn(char) -> bool, replacement: char, max: usize) -> String {
+    let mut out = String::new();
+    let mut replaced = false;
+    for c in text.chars() {
+        if keep(c) {
+            out.push(c);
+            replaced = false;
+        } else if replacement != '\0' && !replaced {
+            out.push(replacement);
+            replaced = true;
+        }
+    }
+    out.chars().take(max).collect()
+}
+
+fn escape_tag_value(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars().take(200) {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            '|' => out.push_str("\\u{7c}"),
+            ',' => out.push_str("\\u{2c}"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::sketch::Sketch;
+
+    fn distribution(values: &[f64]) -> DistributionValue {
+        let mut sketch = Sketch::new();
+        values.iter().for_each(|&v| sketch.insert(v));
+        DistributionValue {
+            count: values.len() as u64,
+            sum: values.iter().sum(),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            sketch,
+        }
+    }
+
+    #[test]
+    fn small_distributions_send_every_value() {
+        let d = distribution(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        let (values, overflow) = values(&d, 100);
+        assert_eq!((values.len(), overflow), (5, 0));
+        assert!(values.contains(&1.0) && values.contains(&5.0));
+    }
+
+    #[test]
+    fn large_distributions_are_capped_with_exact_extremes() {
+        let all: Vec<f64> = (1..=10_000).map(f64::from).collect();
+        let d = distribution(&all);
+        let (values, overflow) = values(&d, 100);
+        assert_eq!(values.len(), 100);
+        assert_eq!(overflow, 9_900);
+        assert_eq!((values[0], values[1]), (1.0, 10_000.0));
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[50];
+        assert!((median - 5000.0).abs() / 5000.0 < 0.05, "{median}");
+    }
+
+    #[test]
+    fn statsd_normalization_follows_the_old_sdks() {
+        assert_eq!(
+            normalize("a b/c", |c| c.is_ascii_alphanumeric() || c == '.', '_', 150),
+            "a_b_c"
+        );
+        assert_eq!(escape_tag_value("a|b,c\nd"), "a\\u{7c}b\\u{2c}c\\nd");
+    }
+}

@@ -1,0 +1,218 @@
+//! Faults injected at the receiver: rate limits, server errors, slow and dropped connections,
+//! a full queue. Every loss shows up in a client report with the reason Sentry expects.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tracing::{error, info};
+use tracing_tally::sink::SentryOptions;
+use tracing_tally::Tally;
+
+use crate::peers::{check, Received, Receiver};
+use crate::pipeline;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn options(receiver: &Receiver) -> SentryOptions {
+    SentryOptions::new(&receiver.dsn())
+        .unwrap()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(1))
+}
+
+/// `(reason, category) -> quantity`, summed over every client report received.
+fn discarded(received: &[Received]) -> Vec<(String, String, u64)> {
+    let mut out: Vec<(String, String, u64)> = Vec::new();
+    for r in received.iter().filter(|r| r.answered_ok()) {
+        let Some(report) = r.envelope().json("client_report") else { continue };
+        for entry in report["discarded_events"].as_array().unwrap() {
+            let key = (entry["reason"].as_str().unwrap(), entry["category"].as_str().unwrap());
+            let quantity = entry["quantity"].as_u64().unwrap();
+            match out.iter_mut().find(|(r, c, _)| (r.as_str(), c.as_str()) == key) {
+                Some(found) => found.2 += quantity,
+                None => out.push((key.0.to_owned(), key.1.to_owned(), quantity)),
+            }
+        }
+    }
+    out
+}
+
+fn quantity(received: &[Received], reason: &str, category: &str) -> u64 {
+    discarded(received)
+        .into_iter()
+        .filter(|(r, c, _)| r == reason && c == category)
+        .map(|(_, _, q)| q)
+        .sum()
+}
+
+fn messages(received: &[Received]) -> Vec<String> {
+    received
+        .iter()
+        .filter(|r| r.answered_ok())
+        .filter_map(|r| r.envelope().json("event"))
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_rate_limit_holds_back_its_category_and_reports_what_it_dropped() {
+    let receiver = Receiver::start();
+    receiver.behave(json!({
+        "status": 429,
+        "headers": { "X-Sentry-Rate-Limits": "60:error:key", "Retry-After": "60" },
+        "times": 1,
+    }));
+    let builder = Tally::builder().manual().sentry_options(options(&receiver));
+    let (dispatch, guard) = pipeline(builder);
+    tracing::dispatcher::with_default(&dispatch, || error!("first"));
+    assert!(guard.flush(WAIT));
+    tracing::dispatcher::with_default(&dispatch, || {
+        error!("second");
+        error!("third");
+        info!(counter.jobs = 1);
+    });
+    assert!(guard.flush(WAIT));
+    let received = receiver.received();
+    assert_eq!(received[0].0["answered"], 429);
+    assert_eq!(
+        received.iter().filter(|r| r.envelope().json("event").is_some()).count(),
+        1,
+        "only the first error went out: {received:?}"
+    );
+    // Metrics are another category: still sent.
+    assert!(received.iter().any(|r| r.envelope().types().contains(&"trace_metric".to_owned())));
+    // The 429 itself is counted by Relay; the two held back are ours to report.
+    assert_eq!(quantity(&received, "ratelimit_backoff", "error"), 2, "{:?}", discarded(&received));
+    for r in received.iter().filter(|r| r.answered_ok()) {
+        check(&r.body());
+    }
+    drop(guard);
+}
+
+#[test]
+fn a_server_error_is_retried_and_delivered_once() {
+    let receiver = Receiver::start();
+    receiver.behave(json!({ "status": 503, "times": 1 }));
+    let (dispatch, guard) = pipeline(Tally::builder().manual().sentry_options(options(&receiver)));
+    tracing::dispatcher::with_default(&dispatch, || error!("retry me"));
+    assert!(guard.flush(WAIT));
+    let received = receiver.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(received[0].0["answered"], 503);
+    assert!(received[1].answered_ok());
+    let id = |r: &Received| r.envelope().header["event_id"].clone();
+    assert_eq!(id(&received[0]), id(&received[1]), "the same envelope again");
+    assert_eq!(messages(&received), ["retry me"]);
+    drop(guard);
+}
+
+#[test]
+fn a_dropped_connection_is_retried() {
+    let receiver = Receiver::start();
+    receiver.behave(json!({ "close": true, "times": 1 }));
+    let (dispatch, guard) = pipeline(Tally::builder().manual().sentry_options(options(&receiver)));
+    tracing::dispatcher::with_default(&dispatch, || error!("after reconnect"));
+    assert!(guard.flush(WAIT));
+    let received = receiver.received();
+    assert_eq!(received[0].0["answered"], "closed");
+    assert_eq!(messages(&received), ["after reconnect"]);
+    drop(guard);
+}
+
+#[test]
+fn persistent_server_errors_give_up_after_the_retries_and_report_send_error() {
+    let receiver = Receiver::start();
+    receiver.behave(json!({ "status": 500, "times": 3 }));
+    let options = options(&receiver).max_retries(2);
+    let (dispatch, guard) = pipeline(Tally::builder().manual().sentry_options(options));
+    tracing::dispatcher::with_default(&dispatch, || error!("lost"));
+    assert!(guard.flush(WAIT));
+    tracing::dispatcher::with_default(&dispatch, || error!("later"));
+    assert!(guard.flush(WAIT));
+    let received = receiver.received();
+    assert_eq!(received.iter().filter(|r| r.0["answered"] == 500).count(), 3, "1 try + 2 retries");
+    assert_eq!(messages(&received), ["later"]);
+    assert_eq!(quantity(&received, "send_error", "error"), 1, "{:?}", discarded(&received));
+    drop(guard);
+}
+
+#[test]
+fn a_too_large_envelope_is_dropped_not_retried() {
+    let receiver = Receiver::start();
+    receiver.behave(json!({ "status": 413, "times": 1 }));
+    let (dispatch, guard) = pipeline(Tally::builder().manual().sentry_options(options(&receiver)));
+    tracing::dispatcher::with_default(&dispatch, || error!("too big"));
+    assert!(guard.flush(WAIT));
+    let received = receiver.received();
+    assert_eq!(received.len(), 2, "the 413, then the client report alone: {received:?}");
+    assert_eq!(quantity(&received, "send_error", "error"), 1);
+    check(&received[1].body());
+    drop(guard);
+}
+
+#[test]
+fn a_slow_server_is_not_retried_and_flush_keeps_its_deadline() {
+    let receiver = Receiver::start();
+    receiver.behave(json!({ "delay": 3.0, "times": 1 }));
+    let options = options(&receiver).timeout(Duration::from_millis(500));
+    let (dispatch, guard) = pipeline(Tally::builder().manual().sentry_options(options));
+    tracing::dispatcher::with_default(&dispatch, || error!("slow"));
+    assert!(guard.flush(WAIT));
+    tracing::dispatcher::with_default(&dispatch, || error!("next"));
+    assert!(guard.flush(WAIT));
+    let received = receiver.received();
+    // The slow one may have been processed: a retry could duplicate it.
+    assert_eq!(
+        received.iter().filter(|r| r.envelope().json("event").is_some()).count(),
+        2,
+        "{received:?}"
+    );
+    assert_eq!(quantity(&received, "network_error", "error"), 1, "{:?}", discarded(&received));
+    drop(guard);
+}
+
+#[test]
+fn a_full_queue_drops_the_newest_and_reports_queue_overflow() {
+    let receiver = Receiver::start();
+    receiver.behave(json!({ "delay": 1.0, "times": 1 }));
+    let options = options(&receiver).queue(1);
+    let (dispatch, guard) = pipeline(Tally::builder().manual().sentry_options(options));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..6 {
+            error!(i, "burst");
+        }
+    });
+    assert!(guard.flush(WAIT));
+    tracing::dispatcher::with_default(&dispatch, || error!("after"));
+    assert!(guard.flush(WAIT));
+    let received = receiver.received();
+    let burst = messages(&received).iter().filter(|m| *m == "burst").count() as u64;
+    let overflow = quantity(&received, "queue_overflow", "error");
+    assert!((1..=2).contains(&burst), "one in flight, at most one queued: {burst}");
+    assert_eq!(burst + overflow, 6, "every error sent or reported");
+    drop(guard);
+}
+
+#[test]
+fn an_unreachable_server_loses_only_what_it_reports_once_back() {
+    // A port nobody listens on, yet.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let options = SentryOptions::new(&format!("http://public@127.0.0.1:{port}/42"))
+        .unwrap()
+        .connect_timeout(Duration::from_millis(200))
+        .max_retries(1);
+    let (dispatch, guard) = pipeline(Tally::builder().manual().sentry_options(options));
+    tracing::dispatcher::with_default(&dispatch, || error!("nowhere"));
+    // The envelope is given up (network_error) within the flush.
+    assert!(guard.flush(WAIT));
+    let receiver = Receiver::start_on(port);
+    tracing::dispatcher::with_default(&dispatch, || error!("back"));
+    assert!(guard.flush(WAIT));
+    let received = receiver.received();
+    assert_eq!(messages(&received), ["back"]);
+    assert_eq!(quantity(&received, "network_error", "error"), 1, "{:?}", discarded(&received));
+    drop(guard);
+}

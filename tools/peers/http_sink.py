@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Recording HTTP sink for integration tests (Sentry envelopes, Datadog/OTLP JSON, ...).
+
+Usage: http_sink.py PORT [--verbose]      (PORT 0 = pick a free port)
+
+Binds 127.0.0.1 only and prints "LISTENING <port>" (flushed) once ready.  Stops cleanly on SIGTERM/SIGINT.
+
+Every POST/PUT to a non-control path is recorded: method, path, query, headers (names lower-cased, repeats
+joined with ", "), raw body length, the decoded body (chunked transfer and Content-Encoding gzip / deflate
+(zlib) undone) as UTF-8 text in "body" (null if not UTF-8) and as base64 in "body_b64", receive time, and
+"answered" (the status sent, or "closed").
+
+Control endpoints:
+  GET    /__received   JSON list of recorded requests (oldest first)
+  DELETE /__received   clear the list
+  GET    /__behavior   current fault behaviour ({"active": false} when default)
+  POST   /__behavior   set fault behaviour, e.g.
+         {"status":429,"headers":{"Retry-After":"3"},"delay":0.5,"close":false,"times":2}
+         all keys optional; "times" absent/null = until changed; "body" = reply body (string or JSON value);
+         {} or null resets to default
+  DELETE /__behavior   reset to default
+
+Default replies: 200 {"id":"<32 hex>"} for /api/<n>/envelope/ (the envelope's event_id when it has one),
+202 {"errors":[]} for /api/v2/..., 200 {} for OTLP /v1/..., 200 {"status":"ok"} otherwise.
+Faults apply only to recorded requests (POST/PUT to non-control paths).
+"""
+
+import base64
+import gzip
+import http.server
+import json
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+import zlib
+
+ENVELOPE_PATH = re.compile(r"^/api/\d+/envelope/?$")
+BEHAVIOR_KEYS = {"status", "headers", "delay", "close", "times", "body"}
+MAX_BODY = 256 * 1024 * 1024
+
+_lock = threading.Lock()
+_records = []
+_behavior = None  # dict with validated keys + "remaining" (int or None)
+VERBOSE = False
+
+
+class BadRequest(Exception):
+    pass
+
+
+def validate_behavior(obj):
+    """Returns a normalized behaviour dict, or None for 'reset'. Raises BadRequest."""
+    if obj is None or obj == {}:
+        return None
+    if not isinstance(obj, dict):
+        raise BadRequest("behaviour must be a JSON object or null")
+    unknown = set(obj) - BEHAVIOR_KEYS
+    if unknown:
+        raise BadRequest(f"unknown behaviour keys: {sorted(unknown)}")
+    b = {"status": None, "headers": {}, "delay": 0.0, "close": False, "remaining": None, "body": None}
+    status = obj.get("status")
+    if status is not None:
+        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+            raise BadRequest("status must be an integer in 100..599")
+        b["status"] = status
+    headers = obj.get("headers")
+    if headers is not None:
+        if not isinstance(headers, dict):
+            raise BadRequest("headers must be an object")
+        for k, v in headers.items():
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise BadRequest(f"header {k!r}: value must be a string or number")
+            if any(c in str(k) + str(v) for c in "\r\n"):
+                raise BadRequest(f"header {k!r}: no CR/LF allowed")
+        b["headers"] = {str(k): str(v) for k, v in headers.items()}
+    delay = obj.get("delay")
+    if delay is not None:
+        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
+            raise BadRequest("delay must be a non-negative number (seconds)")
+        b["delay"] = float(delay)
+    close = obj.get("close")
+    if close is not None:
+        if not isinstance(close, bool):
+            raise BadRequest("close must be a boolean")
+        b["close"] = close
+    times = obj.get("times")
+    if times is not None:
+        if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+            raise BadRequest("times must be a positive integer or null")
+        b["remaining"] = times
+    if "body" in obj and obj["body"] is not None:
+        body = obj["body"]
+        b["body"] = body if isinstance(body, str) else json.dumps(body)
+    return b
+
+
+def describe_behavior(b):
+    if b is None:
+        return {"active": False}
+    return {
+        "active": True,
+        "status": b["status"],
+        "headers": b["headers"],
+        "delay": b["delay"],
+        "close": b["close"],
+        "times": b["remaining"],
+        "body": b["body"],
+    }
+
+
+def take_behavior():
+    """Consumes one use of the active behaviour (if any) and returns a snapshot of it."""
+    global _behavior
+    with _lock:
+        b = _behavior
+        if b is None:
+            return None
+        snap = dict(b)
+        if b["remaining"] is not None:
+            b["remaining"] -= 1
+            if b["remaining"] <= 0:
+                _behavior = None
+        return snap
+
+
+def default_reply(path, body):
+    """(status, json body) of the default answer for a request to path."""
+    if ENVELOPE_PATH.match(path):
+        event_id = None
+        try:
+            header = json.loads(body.split(b"\n", 1)[0])
+            if isinstance(header, dict) and isinstance(header.get("event_id"), str):
+                candidate = header["event_id"].replace("-", "").lower()
+                if re.fullmatch(r"[0-9a-f]{32}", candidate):
+                    event_id = candidate
+        except Exception:
+            pass
+        return 200, {"id": event_id or uuid.uuid4().hex}
+    if path.startswith("/api/v2/"):
+        return 202, {"errors": []}
+    if path.startswith("/v1/"):
+        return 200, {}
+    return 200, {"status": "ok"}
+
+
+def decode_body(raw, encoding):
+    """Undoes Content-Encoding. Returns (decoded bytes, error or None)."""
+    codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
+    data = raw
+    for coding in reversed(codings):  # applied in listed order, so undo from the last
+        if coding == "identity":
+            continue
+        if coding in ("gzip", "x-gzip"):
+            try:
+                data = gzip.decompress(data)
+            except Exception as e:
+                return raw, f"gzip: {e}"
+        elif coding == "deflate":
+            try:
+                data = zlib.decompress(data)
+            except zlib.error as e:
+                hint = ""
+                try:
+                    zlib.decompress(data, -15)
+                    hint = " (body is raw deflate without the zlib wrapper; HTTP 'deflate' means zlib)"
+                except zlib.error:
+                    pass
+                return raw, f"deflate: {e}{hint}"
+        else:
+            return raw, f"unsupported Content-Encoding {coding!r}"
+    return data, None
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "peers-http-sink/1"
+    timeout = 120
+
+    def log_message(self, fmt, *args):
+        if VERBOSE:
+            sys.stderr.write("sink: %s - %s\n" % (self.address_string(), fmt % args))
+
+    # --- body reading -------------------------------------------------------------------------
+    def read_body(self):
+        """Returns (raw bytes, chunked?). Raises BadRequest on malformed framing."""
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            return self.read_chunked(), True
+        cl = self.headers.get_all("Content-Length") or []
+        if not cl:
+            return b"", False
+        values = {v.strip() for v in cl}
+        if len(values) != 1 or not next(iter(values)).isdigit():
+            raise BadRequest(f"bad Content-Length {cl!r}")
+        n = int(next(iter(values)))
+        if n > MAX_BODY:
+            raise BadRequest(f"body too large ({n} bytes)")
+        data = self.rfile.read(n)
+        if len(data) != n:
+            raise BadRequest(f"body truncated: got {len(data)} of {n} bytes")
+        return data, False
+
+    def read_chunked(self):
+        out = bytearray()
+        while True:
+            line = self.rfile.readline(65537)
+            if not line.endswith(b"\n"):
+                raise BadRequest("chunked: truncated chunk-size line")
+            size_s = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_s, 16)
+            except ValueError:
+                raise BadRequest(f"chunked: bad chunk size {size_s[:40]!r}")
+            if size < 0 or len(out) + size > MAX_BODY:
+                raise BadRequest("chunked: bad or too large chunk size")
+            if size == 0:
+                break
+            chunk = self.rfile.read(size)
+            if len(chunk) != size:
+                raise BadRequest("chunked: truncated chunk")
+            out += chunk
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BadRequest("chunked: missing CRLF after chunk data")
+        while True:  # trailers
+            line = self.rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                break
+        return bytes(out)
+
+    # --- replies ------------------------------------------------------------------------------
+    def reply(self, status, body, extra_headers=None, content_type="application/json"):
+        if not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except (ConnectionError, socket.timeout, TimeoutError):
+            self.close_connection = True
+
+    def dispatch(self):
+        path, _, query = self.path.partition("?")
+        try:
+            raw, chunked = self.read_body()
+        except BadRequest as e:
+            self.close_connection = True
+            if self.command in ("POST", "PUT") and not path.startswith("/__"):
+                self.record(path, query, b"", False, b"", str(e), 400)
+            self.reply(400, {"error": str(e)})
+            return
+        if path.startswith("/__"):
+            self.control(path, raw)
+            return
+        if self.command not in ("POST", "PUT"):
+            status, body = default_reply(path, b"")
+            self.reply(status, body)
+            return
+
+        decoded, error = decode_body(raw, self.headers.get("Content-Encoding"))
+        if error is not None:
+            self.record(path, query, raw, chunked, decoded, error, 400)
+            self.reply(400, {"error": error})
+            return
+
+        b = take_behavior()
+        if b is None:
+            status, body = default_reply(path, decoded)
+            self.record(path, query, raw, chunked, decoded, None, status)
+            self.reply(status, body)
+            return
+        if b["close"]:
+            answered = "closed"
+            status, body = None, None
+        else:
+            status = b["status"]
+            d_status, d_body = default_reply(path, decoded)
+            if status is None:
+                status = d_status
+            if b["body"] is not None:
+                body = b["body"]
+            elif 200 <= status < 300:
+                body = d_body
+            else:
+                body = {"detail": f"injected status {status}"}
+            answered = status
+        self.record(path, query, raw, chunked, decoded, None, answered)
+        if b["delay"] > 0:
+            time.sleep(b["delay"])
+        if b["close"]:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.reply(status, body, b["headers"])
+
+    def record(self, path, query, raw, chunked, decoded, error, answered):
+        try:
+            text = decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        headers = {}
+        for k, v in self.headers.items():
+            k = k.lower()
+            headers[k] = f"{headers[k]}, {v}" if k in headers else v
+        with _lock:
+            _records.append({
+                "seq": len(_records),
+                "method": self.command,
+                "path": path,
+                "query": query,
+                "headers": headers,
+                "raw_len": len(raw),
+                "body_len": len(decoded),
+                "chunked": chunked,
+                "content_encoding": self.headers.get("Content-Encoding"),
+                "body": text,
+                "body_b64": base64.b64encode(decoded).decode("ascii"),
+                "received_at": time.time(),
+                "answered": answered,
+                "error": error,
+            })
+
+    def control(self, path, raw):
+        global _behavior
+        if path == "/__received":
+            if self.command == "GET":
+                with _lock:
+                    body = json.dumps(_records)
+                self.reply(200, body)
+            elif self.command == "DELETE":
+                with _lock:
+                    n = len(_records)
+                    _records.clear()
+                self.reply(200, {"cleared": n})
+            else:
+                self.reply(405, {"error": "use GET or DELETE"}, {"Allow": "GET, DELETE"})
+        elif path == "/__behavior":
+            if self.command == "GET":
+                with _lock:
+                    body = describe_behavior(_behavior)
+                self.reply(200, body)
+            elif self.command in ("POST", "PUT"):
+                try:
+                    try:
+                        obj = json.loads(raw.decode("utf-8")) if raw.strip() else None
+                    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                        raise BadRequest(f"bad JSON: {e}")
+                    b = validate_behavior(obj)
+                except BadRequest as e:
+                    self.reply(400, {"error": str(e)})
+                    return
+                with _lock:
+                    _behavior = b
+                    body = describe_behavior(_behavior)
+                self.reply(200, body)
+            elif self.command == "DELETE":
+                with _lock:
+                    _behavior = None
+                self.reply(200, {"active": False})
+            else:
+                self.reply(405, {"error": "use GET, POST or DELETE"}, {"Allow": "GET, POST, DELETE"})
+        else:
+            self.reply(404, {"error": f"unknown control path {path}"})
+
+    def safe_dispatch(self):
+        try:
+            self.dispatch()
+        except (ConnectionError, socket.timeout, TimeoutError):
+            self.close_connection = True
+        except Exception as e:  # never let a request kill the server
+            self.close_connection = True
+            sys.stderr.write(f"sink: internal error on {self.command} {self.path}: {e!r}\n")
+            try:
+                self.reply(500, {"error": f"sink internal error: {e}"})
+            except Exception:
+                pass
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = safe_dispatch
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if VERBOSE or not isinstance(exc, (ConnectionError, socket.timeout, TimeoutError)):
+            sys.stderr.write(f"sink: error from {client_address}: {exc!r}\n")
+
+
+def main(argv):
+    global VERBOSE
+    args = [a for a in argv[1:] if a != "--verbose"]
+    VERBOSE = len(args) != len(argv) - 1
+    if len(args) != 1 or not args[0].isdigit() or int(args[0]) > 65535:
+        sys.stderr.write("usage: http_sink.py PORT [--verbose]   (PORT 0 = pick a free port)\n")
+        return 2
+    server = Server(("127.0.0.1", int(args[0])), Handler)
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"LISTENING {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
