@@ -6,7 +6,9 @@
 //! `scripts/instructions.sh` runs every workload with and without tally and prints the table.
 //!
 //! Usage: `instructions WORKLOAD MODE [N]`, WORKLOAD one of `w1`, `histogram`, `gauge`, `w2`,
-//! `w3`, `w6`; MODE `registry` (the tracing floor) or `tally`.
+//! `w3`, `w6`, `root_unsampled`, `root_sampled`, `trace3_sampled`; MODE `registry` (the tracing
+//! floor), `tally`, or `sentry` (sentry-tracing's span and error layers, default integrations,
+//! a transport that discards: the peer).
 
 // A command-line program: it reports usage errors on stderr.
 #![allow(clippy::print_stderr)]
@@ -21,7 +23,17 @@ use tracing::{debug, error, info, info_span};
 use tracing_subscriber::prelude::*;
 
 use support::Discard;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_tally::Tally;
+
+/// The peer's transport: drops every envelope (after touching it).
+struct DiscardEnvelopes;
+
+impl sentry::Transport for DiscardEnvelopes {
+    fn send_envelope(&self, envelope: sentry::Envelope) {
+        black_box(&envelope);
+    }
+}
 
 #[tracing::instrument]
 fn handler(id: u64) {
@@ -36,6 +48,13 @@ fn once(workload: &str, error: &std::io::Error) {
         "w2" => handler(7),
         "w3" => error!(error = %error, "failed"),
         "w6" => debug!(key = "v", "msg"),
+        "root_unsampled" | "root_sampled" => {
+            info_span!("request", route = "/api/users").in_scope(|| {});
+        }
+        "trace3_sampled" => info_span!("request", route = "/api/users").in_scope(|| {
+            info_span!("db", table = "users").in_scope(|| {});
+            info_span!("render").in_scope(|| {});
+        }),
         _ => {}
     }
 }
@@ -60,13 +79,27 @@ fn measured(workload: &str, n: u64, error: &std::io::Error) {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(workload), Some(mode)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: instructions w1|histogram|gauge|w2|w3|w6 registry|tally [N]");
+        eprintln!(
+            "usage: instructions w1|histogram|gauge|w2|w3|w6|root_unsampled|root_sampled|\
+             trace3_sampled registry|tally|sentry [N]"
+        );
         return ExitCode::FAILURE;
     };
     let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    // Traces are recorded only in the trace workloads (the others measure the core alone).
+    let sample_rate = match workload.as_str() {
+        "root_unsampled" => Some(0.0),
+        "root_sampled" | "trace3_sampled" => Some(1.0),
+        _ => None,
+    };
+    let mut builder = Tally::builder();
+    if let Some(rate) = sample_rate {
+        builder = builder.traces_sample_rate(rate);
+    }
     // Manual mode: no flusher thread runs while the workload is counted.
-    let built = Tally::builder()
+    let built = builder
         .manual()
+        .transaction_queue(1 << 20)
         .host(None)
         .sink(Discard)
         .error_rate_limit(u32::MAX, u32::MAX)
@@ -85,6 +118,17 @@ fn main() -> ExitCode {
     };
     match mode.as_str() {
         "registry" => tracing::subscriber::with_default(tracing_subscriber::registry(), run),
+        "sentry" => {
+            let options = sentry::ClientOptions::new()
+                .dsn("https://public@o1.ingest.sentry.io/42")
+                .traces_sample_rate(sample_rate.unwrap_or(0.0) as f32)
+                .transport(std::sync::Arc::new(DiscardEnvelopes));
+            let _sentry = sentry::init(options);
+            let subscriber = tracing_subscriber::registry()
+                .with(sentry_tracing::SpanLayer::new().with_filter(LevelFilter::INFO))
+                .with(sentry_tracing::ErrorLayer::new().with_filter(LevelFilter::ERROR));
+            tracing::subscriber::with_default(subscriber, run);
+        }
         _ => tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), run),
     }
     drop(guard);

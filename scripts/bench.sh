@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the criterion benchmarks RUNS times (default 3) and prints, per benchmark, the median of
-# the runs' medians, in ns. Usage: bash scripts/bench.sh [RUNS] [FILTER]
+# the runs' medians, in ns. Usage: [BENCHES="layer capture"] bash scripts/bench.sh [RUNS] [FILTER]
 #
 # Compare with the last recorded numbers in BENCHMARKS.md (same machine kind: ratios to the
 # `registry` rows are what carries over between machines).
@@ -11,7 +11,9 @@ filter="${2:-}"
 out="$(mktemp -d)"
 for run in $(seq 1 "$runs"); do
   rm -rf target/criterion
-  cargo bench --bench layer -- ${filter:+"$filter"} >/dev/null 2>&1
+  for bench in ${BENCHES:-layer capture}; do
+    cargo bench --bench "$bench" -- ${filter:+"$filter"} >/dev/null 2>&1
+  done
   for f in target/criterion/*/*/new/estimates.json; do
     bench="$(echo "$f" | awk -F/ '{print $3 "/" $4}')"
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' "$f" \

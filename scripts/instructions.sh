@@ -13,10 +13,14 @@ count() {
     --callgrind-out-file="$out/cg" "$bin" "$1" "$2" "$n" 2>&1 \
     | awk -v n="$n" '/Collected/ {gsub(",", "", $4); printf "%.0f", $4 / n}'
 }
-printf '%-10s %10s %10s %10s\n' workload registry tally added
-for w in w1 histogram gauge w2 w3 w6; do
+printf '%-15s %10s %10s %10s %10s\n' workload registry tally added sentry
+for w in w1 histogram gauge w2 w3 w6 root_unsampled root_sampled trace3_sampled; do
   floor="$(count "$w" registry)"
   tally="$(count "$w" tally)"
-  printf '%-10s %10s %10s %10s\n' "$w" "$floor" "$tally" "$((tally - floor))"
+  case "$w" in
+    w3 | root_* | trace3_*) sentry="$(count "$w" sentry)" ;;
+    *) sentry="-" ;;
+  esac
+  printf '%-15s %10s %10s %10s %10s\n' "$w" "$floor" "$tally" "$((tally - floor))" "$sentry"
 done
 rm -rf "$out"

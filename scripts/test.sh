@@ -38,13 +38,28 @@ cargo test --all-features
 step "tests, no features"
 cargo test --no-default-features
 
-step "docs"
+step "docs (all features, and none)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
 step "benchmarks build"
 cargo bench --no-run
 
 step "examples run"
 QUICKSTART_SECONDS=1 TALLY_JSONL="$(mktemp)" cargo run --example quickstart >/dev/null
+
+step "examples run: sentry, against a local receiver, every envelope checked by Sentry's code"
+PY="$(bash scripts/peers-setup.sh | tail -n1)"
+receiver_out="$(mktemp)"
+"$PY" tools/peers/http_sink.py 0 >"$receiver_out" &
+receiver=$!
+trap 'kill "$receiver" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  grep -q LISTENING "$receiver_out" && break
+  sleep 0.1
+done
+port="$(awk '/LISTENING/ { print $2 }' "$receiver_out")"
+SENTRY_DSN="http://public@127.0.0.1:$port/42" cargo run --features sentry --example sentry >/dev/null
+"$PY" tools/peers/check_received.py "$port" event transaction session trace_metric
 
 printf '\nall checks passed\n'

@@ -182,15 +182,18 @@ impl Default for Builder {
 
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder")
+        let mut debug = f.debug_struct("Builder");
+        debug
             .field("service", &self.service)
             .field("environment", &self.environment)
             .field("release", &self.release)
             .field("rollup_interval", &self.rollup_interval)
             .field("flush_interval", &self.flush_interval)
             .field("manual", &self.manual)
-            .field("sinks", &self.sinks.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>())
-            .finish_non_exhaustive()
+            .field("sinks", &self.sinks.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>());
+        #[cfg(feature = "sentry")]
+        debug.field("sentry", &self.sentry);
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -459,6 +462,16 @@ impl Builder {
         self.dsc_extras = options.dsc_extras();
         self.sentry = Some(options);
         self
+    }
+
+    /// Sends to the DSN from the environment, keeping the other options already set.
+    #[cfg(feature = "sentry")]
+    pub(crate) fn sentry_dsn(self, dsn: crate::sink::Dsn) -> Self {
+        let options = match &self.sentry {
+            Some(options) => options.clone().with_dsn(dsn),
+            None => crate::sink::SentryOptions::from_dsn(dsn),
+        };
+        self.sentry_options(options)
     }
 
     /// Adds a sink.

@@ -156,8 +156,9 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
     parsed!("TALLY_ATTACH_STACKTRACE", boolean, |b, v| b.attach_stacktrace(v));
     #[cfg(feature = "sentry")]
     if let Some(dsn) = get("SENTRY_DSN").filter(|d| !d.trim().is_empty()) {
-        match crate::sink::SentryOptions::new(dsn.trim()) {
-            Ok(options) => builder = builder.sentry_options(options),
+        // Replaces only the DSN of options already set (hooks and timeouts stay).
+        match dsn.trim().parse::<crate::sink::Dsn>() {
+            Ok(dsn) => builder = builder.sentry_dsn(dsn),
             Err(error) => builder
                 .env_errors
                 .push(BuildError::InvalidEnv { variable: "SENTRY_DSN", reason: error.to_string() }),
@@ -259,5 +260,29 @@ mod tests {
         assert_eq!(errors.len(), 2);
         assert!(errors[0].contains("TALLY_FLUSH_INTERVAL"), "{errors:?}");
         assert!(errors[1].contains("TALLY_TAGS"), "{errors:?}");
+    }
+
+    #[cfg(feature = "sentry")]
+    #[test]
+    fn sentry_dsn_replaces_only_the_dsn_of_options_already_set() {
+        use crate::sink::SentryOptions;
+        let vars = |name: &str| {
+            (name == "SENTRY_DSN").then(|| "https://secretkey@o3.example.com/9".to_owned())
+        };
+        let options = SentryOptions::new("https://k@old.example.com/1")
+            .unwrap()
+            .timeout(Duration::from_secs(7))
+            .before_send(Some);
+        let b = apply(Builder::default().sentry_options(options), vars);
+        let text = format!("{b:?}");
+        assert!(text.contains("o3.example.com") && text.contains("timeout: 7s"), "{text}");
+        assert!(!text.contains("secretkey"), "{text}");
+        assert!(b.dsc_extras.iter().any(|(k, v)| k == "org_id" && v == "3"));
+
+        let b = apply(Builder::default(), |name: &str| {
+            (name == "SENTRY_DSN").then(|| "https://k@host/notanumber".to_owned())
+        });
+        let errors: Vec<String> = b.env_errors.iter().map(ToString::to_string).collect();
+        assert!(errors[0].contains("SENTRY_DSN") && errors[0].contains("project"), "{errors:?}");
     }
 }

@@ -74,6 +74,18 @@
 //! `TALLY_JSONL` picks a file). [`sink::Sink`] is the trait to implement for others. Every sink
 //! runs on its own thread behind a bounded queue.
 //!
+//! With the `sentry` feature, `SENTRY_DSN` (or `Builder::sentry`) adds the Sentry sink:
+//! captured errors, recorded traces ([`Builder::traces_sample_rate`]), release-health sessions
+//! ([`Builder::sessions`]) and metrics, sent as envelopes by one background thread that honours
+//! Sentry's rate limits and reports what it drops. See the `sink::sentry` module for the mapping.
+//!
+//! # Traces
+//!
+//! With a sample rate, each root span decides once whether its trace is recorded; a recorded
+//! trace reaches the sinks as a transaction with its child spans. Root spans continue upstream
+//! traces from header values in their fields, and [`propagation::trace_headers`] gives the
+//! headers for outgoing requests.
+//!
 //! # Shutdown and flushing
 //!
 //! The [`FlushGuard`] flushes when dropped, waiting at most its shutdown timeout (2 s by
@@ -87,7 +99,8 @@
 //!
 //! # Feature flags
 //!
-//! * `test-util`: [`sink::MemorySink`], an in-memory sink for tests.
+//! * `sentry`: the Sentry sink (`sink::SentryOptions`), with `ureq` and `flate2`.
+//! * `test-util`: `sink::MemorySink`, an in-memory sink for tests.
 //!
 //! # Supported Rust versions
 //!

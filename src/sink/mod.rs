@@ -4,8 +4,9 @@
 //! (or, in manual mode, on the thread that flushes), behind a bounded queue: a slow sink never
 //! slows the application or the other sinks, and batches it cannot take are counted as dropped.
 //!
-//! The crate ships [`JsonlSink`] (the local default) and, with the `test-util` feature,
-//! [`MemorySink`]. Implement [`Sink`] for anything else:
+//! The crate ships [`JsonlSink`] (the local default), the Sentry sink with the `sentry` feature
+//! (the `sentry` module, configured through the builder and `SentryOptions`) and, with the `test-util` feature,
+//! `MemorySink`. Implement [`Sink`] for anything else:
 //!
 //! ```
 //! use tracing_tally::sink::{Batch, Sink};
@@ -36,7 +37,8 @@ mod jsonl;
 #[cfg(feature = "test-util")]
 mod memory;
 #[cfg(feature = "sentry")]
-pub(crate) mod sentry;
+#[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+pub mod sentry;
 pub(crate) mod summary;
 
 use std::time::Instant;

@@ -383,3 +383,34 @@ fn unsampled_traces_are_reported_as_sample_rate_discards() {
     assert_eq!(quantity("transaction"), 3, "{discarded:?}");
     drop(guard);
 }
+
+#[test]
+fn spans_past_the_limit_are_counted_in_the_transaction_and_a_client_report() {
+    let receiver = Receiver::start();
+    let (dispatch, guard) = pipeline(sentry(&receiver).traces_sample_rate(1.0).max_spans(3));
+    tracing::dispatcher::with_default(&dispatch, || {
+        info_span!("batch").in_scope(|| {
+            for i in 0..10 {
+                info_span!("item", i).in_scope(|| {});
+            }
+        });
+    });
+    assert!(guard.flush(WAIT));
+    let envelopes = envelopes(&receiver);
+    let tx = with_item(&envelopes, "transaction")[0].json("transaction").unwrap();
+    let kept = tx["spans"].as_array().unwrap().len() as u64;
+    let total = tx["_meta"]["spans"][""]["len"].as_u64().unwrap();
+    assert_eq!(total, 10, "the original length: {tx}");
+    let dropped = total - kept;
+    assert!(kept <= 3);
+    let reported: u64 = with_item(&envelopes, "client_report")
+        .iter()
+        .flat_map(|e| {
+            e.json("client_report").unwrap()["discarded_events"].as_array().unwrap().clone()
+        })
+        .filter(|d| d["reason"] == "buffer_overflow" && d["category"] == "span")
+        .map(|d| d["quantity"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reported, dropped);
+    drop(guard);
+}

@@ -6,7 +6,7 @@ Usage: sentry_check.py [-v] FILE|-        (-v also prints each normalized event)
 * event / transaction items: the payload bytes go through
   sentry_relay.processing.StoreNormalizer(project_id=42).normalize_event(raw_event=...). Any entry in the
   result's "errors", any path in its "_meta" (a field Relay rejected, replaced or moved, e.g. platform "rust"
-  -> "other"), and any exception (first line only; e.g. ProcessingErrorInvalidTransaction) is a problem.
+  -> "other"; annotations the payload's own "_meta" already carried, without errors, excepted), and any exception (first line only; e.g. ProcessingErrorInvalidTransaction) is a problem.
   A transaction payload without "type" gets "type":"transaction" first (as Relay does from the item type).
   The event's event_id must match the envelope header's, when both are present.
 * session: sid (UUID), started (RFC 3339), status (ok|exited|crashed|abnormal), attrs.release (checked with
@@ -169,7 +169,11 @@ class Checker:
             print(f"{where}: normalized: {json.dumps(out, sort_keys=True)}")
         for err in out.get("errors") or []:
             self.problem(where, f"Relay error: {describe_error(err)}")
+        # Annotations the SDK sent itself (e.g. a "len" of spans it dropped) are not Relay's doing.
+        sent = dict(walk_meta(ev.get("_meta")))
         for path, entry in walk_meta(out.get("_meta")):
+            if isinstance(entry, dict) and not entry.get("err") and sent.get(path) == entry:
+                continue
             self.problem(where, f"Relay _meta at {path}: {describe_meta(entry)}")
 
     # --- session / sessions -----------------------------------------------------------------------

@@ -7,13 +7,18 @@
 //! |---|---|---|
 //! | captured error | `event` item | exception chain root cause first, mechanism on the last value; fields, enclosing spans and trace as contexts; breadcrumbs; tags; scrubbed |
 //! | recorded trace | `transaction` item | child spans as `spans`; the dynamic sampling context in the envelope header |
-//! | process session | `session` items | the first update at start, the last at shutdown; needs a release |
+//! | process session | `session` items | the first update at the first flush, the last at shutdown; needs a release |
 //! | request sessions | `sessions` items | aggregated per minute from the `sessions{mode:request}` counter |
-//! | metric records | `trace_metric` items | see [`metrics`] for the mapping; legacy `statsd` lines behind an option |
+//! | metric records | `trace_metric` items | counter: the interval's sum; gauge: the last value; distribution: up to [`SentryOptions::max_distribution_values`] values rebuilt from the sketch, always with the exact min and max; set: the unique count as a gauge. Legacy `statsd` items with [`SentryOptions::legacy_statsd`] |
 //! | drops | `client_report` items | piggybacked on envelopes, or sent on their own by a flush |
 //!
-//! Sending happens on a dedicated thread behind a bounded queue ([`transport`]); nothing here
-//! runs on application threads.
+//! One `tally-sentry` thread sends the envelopes; nothing here runs on application threads.
+//! Its queue holds [`SentryOptions::queue`] envelopes and drops the newest when full
+//! (`queue_overflow`). It gzips bodies of 1 KiB and more, honours `X-Sentry-Rate-Limits` per
+//! category, `Retry-After`, and a bare 429 (60 s), and retries connection failures and 5xx
+//! answers with exponential backoff while a pending flush's deadline allows. A request whose
+//! answer times out is not retried (Sentry may have it already). Every item dropped is counted in
+//! a client report with Sentry's reason, except those answered 429 (Sentry counts those itself).
 
 mod client_report;
 mod common;
@@ -111,8 +116,13 @@ impl SentryOptions {
     ///
     /// A [`DsnError`] naming the malformed part (scheme, key, host, port, project id, path).
     pub fn new(dsn: &str) -> Result<Self, DsnError> {
-        Ok(SentryOptions {
-            dsn: dsn.parse()?,
+        Ok(SentryOptions::from_dsn(dsn.parse()?))
+    }
+
+    /// Options for a parsed DSN.
+    pub fn from_dsn(dsn: Dsn) -> Self {
+        SentryOptions {
+            dsn,
             send_default_pii: false,
             scrub_keys: Vec::new(),
             before_send: None,
@@ -126,7 +136,13 @@ impl SentryOptions {
             max_retries: 3,
             compress_min: 1024,
             client_reports: true,
-        })
+        }
+    }
+
+    /// The same options for another DSN.
+    pub(crate) fn with_dsn(mut self, dsn: Dsn) -> Self {
+        self.dsn = dsn;
+        self
     }
 
     /// The DSN (prints without its keys).

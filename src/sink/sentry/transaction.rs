@@ -59,6 +59,12 @@ pub(crate) fn encode(common: &Common<'_>, tx: &Transaction, ids: &mut Ids) -> (S
     event.insert("timestamp".into(), unix_float(root.end).into());
     event.insert("contexts".into(), json!({ "trace": Value::Object(trace) }));
     event.insert("spans".into(), Value::Array(spans));
+    if tx.dropped_spans > 0 {
+        // Spans past `max_spans` (also in a client report, as `buffer_overflow`): the original
+        // length of `spans`, as Sentry's SDKs annotate a trimmed list.
+        let total = tx.spans.len() as u64 + u64::from(tx.dropped_spans);
+        event.insert("_meta".into(), json!({ "spans": { "": { "len": total } } }));
+    }
     event.insert("tags".into(), common.tags(std::iter::empty()));
     common.decorate(&mut event);
     let bytes = serde_json::to_vec(&Value::Object(event)).unwrap_or_default();
