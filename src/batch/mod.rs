@@ -17,6 +17,7 @@ pub use metric::{
     CounterValue, DistributionValue, GaugeValue, MetricKind, MetricRecord, MetricValue, SetValue,
     Tag,
 };
+pub(crate) use session::session_counter;
 pub use session::{SessionStatus, SessionUpdate};
 pub use trace::{Sampling, SpanStatus, TraceSpan, Transaction};
 

@@ -1,5 +1,16 @@
 use std::time::SystemTime;
 
+/// How sessions appear among the metric records: the `sessions` counter, tagged `mode`
+/// (`application` or `request`) and `status` (`exited`, `errored`, `crashed`...).
+pub(crate) mod session_counter {
+    /// The name of the session counter.
+    pub(crate) const SESSIONS_METRIC: &str = "sessions";
+    /// The tag naming a session's mode.
+    pub(crate) const MODE_TAG: &str = "mode";
+    /// The tag naming a session's final status.
+    pub(crate) const STATUS_TAG: &str = "status";
+}
+
 /// The state of a release-health session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -18,7 +18,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::breadcrumbs::Breadcrumbs;
 use super::plan::{EventPlan, FieldRole, Plans};
-use super::span::SpanData;
+use super::span_data::SpanData;
 use crate::batch::{ErrorEvent, FieldValue, Fields, SpanId, SpanRecord, Tag, TraceId};
 use crate::fields;
 use crate::stats::DropReason;

@@ -20,6 +20,7 @@ pub(crate) mod local;
 pub(crate) mod plan;
 pub(crate) mod session;
 mod span;
+mod span_data;
 pub(crate) mod trace;
 mod visit;
 

@@ -15,6 +15,7 @@ use tracing_core::{Level, LevelFilter, Metadata};
 
 use crate::aggregate::hash::{hash_str, hash_value_text, tag_hash, BuildPassThrough};
 use crate::aggregate::series::MetricDesc;
+use crate::batch::session_counter::SESSIONS_METRIC;
 use crate::batch::MetricKind;
 use crate::fields::{self, FieldName, SpanField};
 use crate::pipeline::{clock, Shared};
@@ -191,7 +192,8 @@ impl Plans {
             .map(|k| TagKey::new(&fields::sanitize_tag_key(k)))
             .collect();
         let event_level = shared.config.event_level();
-        let sessions_metric = super::session::sessions_metric(&shared);
+        let sessions_metric =
+            shared.registry.metric(SESSIONS_METRIC, MetricKind::Counter, true, None);
         Plans {
             shared,
             table: RwLock::default(),

@@ -12,14 +12,8 @@ use super::plan::Plans;
 use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::{MetricDesc, MetricKind, SeriesEntry, Tag};
+use crate::batch::session_counter::{MODE_TAG, SESSIONS_METRIC, STATUS_TAG};
 use crate::pipeline::Shared;
-
-/// The name of the session counter.
-pub(crate) const SESSIONS_METRIC: &str = "sessions";
-/// The tag naming a session's mode.
-pub(crate) const MODE_TAG: &str = "mode";
-/// The tag naming a session's final status.
-pub(crate) const STATUS_TAG: &str = "status";
 
 /// Whether a session is the whole process or one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +56,7 @@ pub(crate) fn record_request(plans: &Plans, series: &mut Series, epoch: u64, err
     });
 }
 
-/// The session counter's metric.
-pub(crate) fn sessions_metric(shared: &Shared) -> Arc<MetricDesc> {
+/// The session counter's metric (also held by the plans, for the hot path).
+fn sessions_metric(shared: &Shared) -> Arc<MetricDesc> {
     shared.registry.metric(SESSIONS_METRIC, MetricKind::Counter, true, None)
 }

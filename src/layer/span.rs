@@ -6,7 +6,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use smallvec::SmallVec;
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::Subscriber;
@@ -17,7 +16,8 @@ use super::guard;
 use super::local::{Series, ThreadState};
 use super::plan::{Plan, Plans, SpanPlan, SPAN_TAG};
 use super::session;
-use super::trace::{self, TraceLink};
+use super::span_data::{BusyIdle, SpanData, SpanMeta, SpanTag};
+use super::trace;
 use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::MetricDesc;
@@ -25,94 +25,6 @@ use crate::batch::{FieldValue, Tag};
 use crate::fields::truncate_tag_value;
 use crate::pipeline::clock;
 use crate::stats::Counters;
-
-/// A configured span field's value, carried by the span and its descendants.
-#[derive(Debug, Clone)]
-pub(crate) struct SpanTag {
-    /// Index of the key in the configured span tags.
-    pub(crate) index: u8,
-    pub(crate) value: Box<str>,
-    /// The tag's hash contribution.
-    pub(crate) hash: u64,
-}
-
-/// Busy/idle accounting (opt-in).
-#[derive(Debug, Clone, Copy, Default)]
-struct BusyIdle {
-    busy: u64,
-    idle: u64,
-    last: u64,
-    entered: u32,
-}
-
-/// Span fields with a meaning of their own (see [`crate::fields::SpanField`]), as text.
-#[derive(Debug, Default)]
-pub(crate) struct SpanMeta {
-    pub(crate) op: Option<String>,
-    pub(crate) name: Option<String>,
-    pub(crate) description: Option<String>,
-    pub(crate) status: Option<String>,
-    pub(crate) sentry_trace: Option<String>,
-    pub(crate) baggage: Option<String>,
-    pub(crate) traceparent: Option<String>,
-}
-
-/// What the layer keeps for an open span.
-#[derive(Debug)]
-pub(crate) struct SpanData {
-    pub(crate) start: u64,
-    /// The pipeline the span belongs to.
-    pub(crate) pipeline: u64,
-    pub(crate) span_id: u64,
-    /// The trace's id (a span's own random id until it is linked to its trace).
-    pub(crate) trace_id: u128,
-    pub(crate) parent_span_id: Option<u64>,
-    pub(crate) trace: TraceLink,
-    pub(crate) meta: Option<Box<SpanMeta>>,
-    /// Set when an error was captured inside the span.
-    pub(crate) errored: bool,
-    pub(crate) tags: SmallVec<[SpanTag; 2]>,
-    /// Inline for the usual handful of fields: the span's one allocation is its extension box.
-    pub(crate) fields: SmallVec<[(&'static str, FieldValue); 2]>,
-    busy_idle: Option<BusyIdle>,
-}
-
-impl SpanData {
-    fn empty() -> Self {
-        SpanData {
-            start: 0,
-            pipeline: 0,
-            span_id: 0,
-            trace_id: 0,
-            parent_span_id: None,
-            trace: TraceLink::Off,
-            meta: None,
-            errored: false,
-            tags: SmallVec::new(),
-            fields: SmallVec::new(),
-            busy_idle: None,
-        }
-    }
-
-    fn set_tag(&mut self, tag: SpanTag) {
-        match self.tags.iter_mut().find(|t| t.index == tag.index) {
-            Some(existing) => *existing = tag,
-            None => self.tags.push(tag),
-        }
-    }
-
-    fn set_field(&mut self, name: &'static str, value: FieldValue) {
-        match self.fields.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.fields.push((name, value)),
-        }
-    }
-
-    /// The sum of the span tags' hashes.
-    fn tags_hash(&self) -> u64 {
-        self.tags.iter().fold(0u64, |sum, t| sum.wrapping_add(t.hash))
-    }
-}
 
 /// Records a span's field values into its data: captured fields and configured span tags.
 struct SpanVisitor<'a> {

@@ -12,70 +12,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tracing_core::Metadata;
 use tracing_subscriber::registry::{LookupSpan, Registry};
 
-use super::span::SpanData;
+use super::span_data::{Collected, SpanData, TraceContext, TraceLink};
 use crate::batch::{Sampling, SpanId, SpanStatus, TraceId, TraceSpan, Transaction};
 use crate::config::SamplingContext;
 use crate::fields::SpanField;
 use crate::pipeline::Shared;
-use crate::propagation::{self, TraceHeaders, Upstream};
+use crate::propagation::headers::{self, TraceHeaders, Upstream};
 use crate::stats::DropReason;
-
-/// The child spans a kept trace has collected so far.
-#[derive(Debug, Default)]
-struct Collected {
-    spans: Vec<TraceSpan>,
-    dropped: u32,
-    /// Set when the root closed: later spans are late.
-    finished: bool,
-}
-
-/// What the spans of one kept trace share.
-#[derive(Debug)]
-pub(crate) struct TraceContext {
-    trace_id: u128,
-    root_span_id: u64,
-    sampling: Sampling,
-    upstream_parent: Option<u64>,
-    upstream_baggage: Option<Arc<[(String, String)]>>,
-    /// The root's name when it opened (the DSC's `transaction`).
-    transaction: Box<str>,
-    collected: Mutex<Collected>,
-}
-
-/// How a span belongs to a trace.
-#[derive(Debug, Clone, Default)]
-pub(crate) enum TraceLink {
-    /// Traces are not recorded.
-    #[default]
-    Off,
-    /// The trace is not kept.
-    Unsampled {
-        trace_id: u128,
-        sampling: Sampling,
-        upstream_baggage: Option<Arc<[(String, String)]>>,
-    },
-    /// The trace is kept.
-    Sampled(Arc<TraceContext>),
-}
-
-impl TraceLink {
-    /// The trace id, when traces are recorded.
-    pub(crate) fn trace_id(&self) -> Option<u128> {
-        match self {
-            TraceLink::Off => None,
-            TraceLink::Unsampled { trace_id, .. } => Some(*trace_id),
-            TraceLink::Sampled(context) => Some(context.trace_id),
-        }
-    }
-
-    fn sampling(&self) -> Option<Sampling> {
-        match self {
-            TraceLink::Off => None,
-            TraceLink::Unsampled { sampling, .. } => Some(*sampling),
-            TraceLink::Sampled(context) => Some(context.sampling),
-        }
-    }
-}
 
 /// A random number in `[0, 1)` from 64 random bits.
 fn unit(bits: u64) -> f64 {
@@ -102,11 +45,7 @@ pub(crate) fn link(
         }
     }
     let incoming = data.meta.as_ref().and_then(|m| {
-        propagation::upstream(
-            m.sentry_trace.as_deref(),
-            m.traceparent.as_deref(),
-            m.baggage.as_deref(),
-        )
+        headers::upstream(m.sentry_trace.as_deref(), m.traceparent.as_deref(), m.baggage.as_deref())
     });
     let parent_sampled = incoming.as_ref().and_then(|u| u.sampled);
     let (sample_rate, sampled, sample_rand) = match (&traces.sampler, &incoming) {
@@ -272,7 +211,7 @@ pub(crate) fn headers_for(span: &tracing::Span) -> Option<TraceHeaders> {
         };
         let baggage = crate::flush::Control::shared_of(pipeline_of(&span)?)
             .and_then(|shared| dsc(&shared, &link))
-            .map(|entries| propagation::format_baggage(&entries));
+            .map(|entries| headers::format_baggage(&entries));
         Some(TraceHeaders {
             sentry_trace: format!("{trace_id:032x}-{span_id:016x}{flag}"),
             traceparent: format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::{error, info, info_span, warn};
 
-use crate::peers::{check, Envelope, Receiver};
+use crate::peers::{check, discarded, Envelope, Receiver};
 use crate::{pipeline, sentry};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -341,16 +341,7 @@ fn before_send_can_drop_and_the_drop_is_reported() {
     let events = with_item(&envelopes, "event");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].json("event").unwrap()["message"], "signal");
-    let reports = with_item(&envelopes, "client_report");
-    let discarded: u64 = reports
-        .iter()
-        .flat_map(|e| {
-            e.json("client_report").unwrap()["discarded_events"].as_array().unwrap().clone()
-        })
-        .filter(|d| d["reason"] == "before_send" && d["category"] == "error")
-        .map(|d| d["quantity"].as_u64().unwrap())
-        .sum();
-    assert_eq!(discarded, 2, "{reports:?}");
+    assert_eq!(discarded(&envelopes, "before_send", "error"), 2, "{envelopes:?}");
     drop(guard);
 }
 
@@ -366,21 +357,12 @@ fn unsampled_traces_are_reported_as_sample_rate_discards() {
     assert!(guard.flush(WAIT));
     let envelopes = envelopes(&receiver);
     assert!(with_item(&envelopes, "transaction").is_empty());
-    let discarded: Vec<Value> = with_item(&envelopes, "client_report")
-        .iter()
-        .flat_map(|e| {
-            e.json("client_report").unwrap()["discarded_events"].as_array().unwrap().clone()
-        })
-        .filter(|d| d["reason"] == "sample_rate")
-        .collect();
-    let quantity = |category: &str| -> u64 {
-        discarded
-            .iter()
-            .filter(|d| d["category"] == category)
-            .map(|d| d["quantity"].as_u64().unwrap())
-            .sum()
-    };
-    assert_eq!(quantity("transaction"), 3, "{discarded:?}");
+    assert_eq!(discarded(&envelopes, "sample_rate", "transaction"), 3, "{envelopes:?}");
+    assert_eq!(
+        discarded(&envelopes, "sample_rate", "span"),
+        3,
+        "roots only: children are never recorded"
+    );
     drop(guard);
 }
 
@@ -403,14 +385,6 @@ fn spans_past_the_limit_are_counted_in_the_transaction_and_a_client_report() {
     assert_eq!(total, 10, "the original length: {tx}");
     let dropped = total - kept;
     assert!(kept <= 3);
-    let reported: u64 = with_item(&envelopes, "client_report")
-        .iter()
-        .flat_map(|e| {
-            e.json("client_report").unwrap()["discarded_events"].as_array().unwrap().clone()
-        })
-        .filter(|d| d["reason"] == "buffer_overflow" && d["category"] == "span")
-        .map(|d| d["quantity"].as_u64().unwrap())
-        .sum();
-    assert_eq!(reported, dropped);
+    assert_eq!(discarded(&envelopes, "buffer_overflow", "span"), dropped);
     drop(guard);
 }

@@ -8,7 +8,7 @@ use tracing::{error, info};
 use tracing_tally::sink::SentryOptions;
 use tracing_tally::Tally;
 
-use crate::peers::{check, Received, Receiver};
+use crate::peers::{check, discarded, Envelope, Received, Receiver};
 use crate::pipeline;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -20,29 +20,13 @@ fn options(receiver: &Receiver) -> SentryOptions {
         .connect_timeout(Duration::from_secs(1))
 }
 
-/// `(reason, category) -> quantity`, summed over every client report received.
-fn discarded(received: &[Received]) -> Vec<(String, String, u64)> {
-    let mut out: Vec<(String, String, u64)> = Vec::new();
-    for r in received.iter().filter(|r| r.answered_ok()) {
-        let Some(report) = r.envelope().json("client_report") else { continue };
-        for entry in report["discarded_events"].as_array().unwrap() {
-            let key = (entry["reason"].as_str().unwrap(), entry["category"].as_str().unwrap());
-            let quantity = entry["quantity"].as_u64().unwrap();
-            match out.iter_mut().find(|(r, c, _)| (r.as_str(), c.as_str()) == key) {
-                Some(found) => found.2 += quantity,
-                None => out.push((key.0.to_owned(), key.1.to_owned(), quantity)),
-            }
-        }
-    }
-    out
+/// Envelopes the receiver accepted.
+fn accepted(received: &[Received]) -> Vec<Envelope> {
+    received.iter().filter(|r| r.answered_ok()).map(Received::envelope).collect()
 }
 
 fn quantity(received: &[Received], reason: &str, category: &str) -> u64 {
-    discarded(received)
-        .into_iter()
-        .filter(|(r, c, _)| r == reason && c == category)
-        .map(|(_, _, q)| q)
-        .sum()
+    discarded(&accepted(received), reason, category)
 }
 
 fn messages(received: &[Received]) -> Vec<String> {
@@ -82,7 +66,7 @@ fn a_rate_limit_holds_back_its_category_and_reports_what_it_dropped() {
     // Metrics are another category: still sent.
     assert!(received.iter().any(|r| r.envelope().types().contains(&"trace_metric".to_owned())));
     // The 429 itself is counted by Relay; the two held back are ours to report.
-    assert_eq!(quantity(&received, "ratelimit_backoff", "error"), 2, "{:?}", discarded(&received));
+    assert_eq!(quantity(&received, "ratelimit_backoff", "error"), 2, "{received:?}");
     for r in received.iter().filter(|r| r.answered_ok()) {
         check(&r.body());
     }
@@ -132,7 +116,7 @@ fn persistent_server_errors_give_up_after_the_retries_and_report_send_error() {
     let received = receiver.received();
     assert_eq!(received.iter().filter(|r| r.0["answered"] == 500).count(), 3, "1 try + 2 retries");
     assert_eq!(messages(&received), ["later"]);
-    assert_eq!(quantity(&received, "send_error", "error"), 1, "{:?}", discarded(&received));
+    assert_eq!(quantity(&received, "send_error", "error"), 1, "{received:?}");
     drop(guard);
 }
 
@@ -167,7 +151,7 @@ fn a_slow_server_is_not_retried_and_flush_keeps_its_deadline() {
         2,
         "{received:?}"
     );
-    assert_eq!(quantity(&received, "network_error", "error"), 1, "{:?}", discarded(&received));
+    assert_eq!(quantity(&received, "network_error", "error"), 1, "{received:?}");
     drop(guard);
 }
 
@@ -213,6 +197,6 @@ fn an_unreachable_server_loses_only_what_it_reports_once_back() {
     assert!(guard.flush(WAIT));
     let received = receiver.received();
     assert_eq!(messages(&received), ["back"]);
-    assert_eq!(quantity(&received, "network_error", "error"), 1, "{:?}", discarded(&received));
+    assert_eq!(quantity(&received, "network_error", "error"), 1, "{received:?}");
     drop(guard);
 }

@@ -158,6 +158,21 @@ impl Envelope {
     }
 }
 
+/// The quantity client reports in `envelopes` give for `reason` and `category`.
+pub(crate) fn discarded<'a>(
+    envelopes: impl IntoIterator<Item = &'a Envelope>,
+    reason: &str,
+    category: &str,
+) -> u64 {
+    envelopes
+        .into_iter()
+        .filter_map(|e| e.json("client_report"))
+        .flat_map(|report| report["discarded_events"].as_array().cloned().unwrap_or_default())
+        .filter(|d| d["reason"] == reason && d["category"] == category)
+        .map(|d| d["quantity"].as_u64().expect("an integer quantity"))
+        .sum()
+}
+
 /// Runs Sentry's parser (`envelope_dump.py`), the strict framing check and Relay's normalizer
 /// (`sentry_check.py`) on an envelope body; panics with their output on any failure.
 pub(crate) fn check(body: &[u8]) {

@@ -24,8 +24,8 @@ use super::common::{Common, SDK_NAME};
 use super::scrub::FILTERED;
 use super::session::is_request_session;
 use super::time::unix_float;
+use crate::batch::session_counter::SESSIONS_METRIC;
 use crate::batch::{merge_tags, DistributionValue, MetricRecord, MetricValue};
-use crate::layer::session::SESSIONS_METRIC;
 
 /// Items per `trace_metric` container (the Python SDK flushes at 1000).
 const MAX_ITEMS: usize = 1000;

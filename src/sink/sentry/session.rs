@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 
 use super::common::Common;
 use super::time::rfc3339;
+use crate::batch::session_counter::{MODE_TAG, SESSIONS_METRIC, STATUS_TAG};
 use crate::batch::{MetricRecord, MetricValue, SessionUpdate};
-use crate::layer::session::{MODE_TAG, SESSIONS_METRIC, STATUS_TAG};
 
 /// Aggregate buckets allowed per `sessions` item.
 const MAX_AGGREGATES: usize = 100;
