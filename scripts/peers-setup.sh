@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates (or reuses) the virtualenv for the Sentry peers in tools/peers/ and installs pinned packages.
+# Creates (or reuses) the virtualenv for the peers in tools/peers/ (Sentry, Datadog) and installs pinned packages.
 # Usage: bash scripts/peers-setup.sh     (idempotent; fast when already set up)
 # The last line printed is the path of the venv's python interpreter.
 set -euo pipefail
@@ -8,7 +8,9 @@ VENV="$ROOT/.peers-venv"
 PY="$VENV/bin/python"
 MARKER="$VENV/.peers-requirements"
 REQS="sentry-sdk==2.75.0
-sentry-relay==0.10.1"
+sentry-relay==0.10.1
+datadog-api-client==2.62.0
+datadog==0.56.0"
 
 if [ -x "$PY" ] && [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$REQS" ] && "$PY" -c '' >/dev/null 2>&1; then
   echo "$PY"

@@ -29,8 +29,9 @@ cargo fmt --all -- --check
 step "clippy (all targets, all features)"
 cargo clippy --all-targets --all-features -- -D warnings
 
-step "peers (Python venv with sentry-sdk and Relay, for the Sentry tests)"
+step "peers (Python venv: sentry-sdk, Relay, datadog-api-client; npm: Etsy statsd)"
 bash scripts/peers-setup.sh >/dev/null
+bash scripts/statsd-setup.sh >/dev/null
 
 step "tests, all features"
 cargo test --all-features
@@ -61,5 +62,36 @@ done
 port="$(awk '/LISTENING/ { print $2 }' "$receiver_out")"
 SENTRY_DSN="http://public@127.0.0.1:$port/42" cargo run --features sentry --example sentry >/dev/null
 "$PY" tools/peers/check_received.py "$port" event transaction session trace_metric
+
+step "examples run: dogstatsd, against the strict DogStatsD receiver"
+dsd_dir="$(mktemp -d)"
+"$PY" tools/peers/dogstatsd_sink.py "$dsd_dir/dsd.jsonl" --udp 0 >"$dsd_dir/out" &
+dsd=$!
+trap 'kill "$receiver" "$dsd" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  grep -q LISTENING "$dsd_dir/out" && break
+  sleep 0.1
+done
+dsd_port="$(awk '/LISTENING udp/ { print $3 }' "$dsd_dir/out")"
+DD_AGENT_HOST=127.0.0.1 DD_DOGSTATSD_PORT="$dsd_port" DD_ENV=ci \
+  cargo run --features statsd --example dogstatsd >/dev/null
+sleep 0.5
+"$PY" tools/peers/dogstatsd_check.py "$dsd_dir/dsd.jsonl" --expect-none-bad --compact >/dev/null
+
+step "examples run: datadog_http, against a local receiver, every payload checked with Datadog's API models"
+"$PY" tools/peers/http_sink.py 0 >"$dsd_dir/http" &
+dd=$!
+trap 'kill "$receiver" "$dsd" "$dd" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  grep -q LISTENING "$dsd_dir/http" && break
+  sleep 0.1
+done
+dd_port="$(awk '/LISTENING/ { print $2 }' "$dsd_dir/http")"
+DD_API_KEY=0123456789abcdef0123456789abcdef DD_URL="http://127.0.0.1:$dd_port" \
+  cargo run --features datadog --example datadog_http >/dev/null
+"$PY" tools/peers/dd_check_received.py "$dd_port" v2-series v1-distribution v1-event --check-time
+
+step "examples run: serverless"
+cargo run --example serverless >/dev/null
 
 printf '\nall checks passed\n'

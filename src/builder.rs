@@ -125,6 +125,10 @@ pub struct Builder {
     pub(crate) dsc_extras: Vec<(String, String)>,
     #[cfg(feature = "sentry")]
     sentry: Option<crate::sink::SentryOptions>,
+    #[cfg(feature = "statsd")]
+    statsd: Vec<crate::sink::StatsdOptions>,
+    #[cfg(feature = "datadog")]
+    datadog: Option<crate::sink::DatadogOptions>,
     sinks: Vec<Box<dyn Sink>>,
     jsonl: Option<JsonlTarget>,
     pub(crate) env_errors: Vec<BuildError>,
@@ -173,6 +177,10 @@ impl Default for Builder {
             dsc_extras: Vec::new(),
             #[cfg(feature = "sentry")]
             sentry: None,
+            #[cfg(feature = "statsd")]
+            statsd: Vec::new(),
+            #[cfg(feature = "datadog")]
+            datadog: None,
             sinks: Vec::new(),
             jsonl: None,
             env_errors: Vec::new(),
@@ -193,6 +201,10 @@ impl std::fmt::Debug for Builder {
             .field("sinks", &self.sinks.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>());
         #[cfg(feature = "sentry")]
         debug.field("sentry", &self.sentry);
+        #[cfg(feature = "statsd")]
+        debug.field("statsd", &self.statsd);
+        #[cfg(feature = "datadog")]
+        debug.field("datadog", &self.datadog);
         debug.finish_non_exhaustive()
     }
 }
@@ -464,6 +476,52 @@ impl Builder {
         self
     }
 
+    /// Sends metrics (and, to DogStatsD, captured errors as events) to a StatsD server or the
+    /// Datadog Agent (feature `statsd`). Can be called more than once, for several servers.
+    #[cfg(feature = "statsd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
+    pub fn statsd(mut self, options: crate::sink::StatsdOptions) -> Self {
+        self.statsd.push(options);
+        self
+    }
+
+    /// The StatsD servers configured (for the environment's settings to leave alone).
+    #[cfg(feature = "statsd")]
+    pub(crate) fn statsd_configured(&self) -> bool {
+        !self.statsd.is_empty()
+    }
+
+    /// Sends metrics and captured errors to Datadog's HTTP API (feature `datadog`), no Agent
+    /// needed; the site is `datadoghq.com` unless set with [`DatadogOptions`](crate::sink::DatadogOptions).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::InvalidConfig`] saying what is wrong with the key (it is never repeated).
+    #[cfg(feature = "datadog")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
+    pub fn datadog(self, api_key: &str) -> Result<Self, BuildError> {
+        match crate::sink::DatadogOptions::new(api_key) {
+            Ok(options) => Ok(self.datadog_options(options)),
+            Err(error) => {
+                Err(BuildError::InvalidConfig { setting: "datadog", reason: error.to_string() })
+            }
+        }
+    }
+
+    /// Sends to Datadog's HTTP API with these options (feature `datadog`).
+    #[cfg(feature = "datadog")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
+    pub fn datadog_options(mut self, options: crate::sink::DatadogOptions) -> Self {
+        self.datadog = Some(options);
+        self
+    }
+
+    /// The Datadog options set so far (for the environment's settings to amend).
+    #[cfg(feature = "datadog")]
+    pub(crate) fn datadog_configured(&mut self) -> &mut Option<crate::sink::DatadogOptions> {
+        &mut self.datadog
+    }
+
     /// Sends to the DSN from the environment, keeping the other options already set.
     #[cfg(feature = "sentry")]
     pub(crate) fn sentry_dsn(self, dsn: crate::sink::Dsn) -> Self {
@@ -523,11 +581,27 @@ impl Builder {
             }
             None => {}
         }
+        #[cfg(feature = "statsd")]
+        for options in &self.statsd {
+            options.validate(config.rollup_interval)?;
+        }
         let totals = Arc::new(Mutex::new(Totals::new(config.max_series, &config.span_metric)));
         let (shared, inbox) = Shared::new(config);
         #[cfg(feature = "sentry")]
         if let Some(options) = self.sentry.take() {
             let sink = crate::sink::sentry::SentrySink::new(options, shared.clone())
+                .map_err(BuildError::Spawn)?;
+            sinks.push(Box::new(sink));
+        }
+        #[cfg(feature = "datadog")]
+        if let Some(options) = self.datadog.take() {
+            let sink = crate::sink::datadog::DatadogSink::new(options, shared.clone())
+                .map_err(BuildError::Spawn)?;
+            sinks.push(Box::new(sink));
+        }
+        #[cfg(feature = "statsd")]
+        for options in self.statsd.drain(..) {
+            let sink = crate::sink::statsd::StatsdSink::new(options, shared.clone())
                 .map_err(BuildError::Spawn)?;
             sinks.push(Box::new(sink));
         }
@@ -554,6 +628,14 @@ impl Builder {
     fn has_network_sink(&self) -> bool {
         #[cfg(feature = "sentry")]
         if self.sentry.is_some() {
+            return true;
+        }
+        #[cfg(feature = "statsd")]
+        if !self.statsd.is_empty() {
+            return true;
+        }
+        #[cfg(feature = "datadog")]
+        if self.datadog.is_some() {
             return true;
         }
         false

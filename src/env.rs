@@ -37,6 +37,16 @@
 //! | `TALLY_PANIC_HOOK` | `panic_hook` | boolean |
 //! | `TALLY_ATTACH_STACKTRACE` | `attach_stacktrace` | boolean |
 //! | `SENTRY_DSN` (feature `sentry`) | `sentry` | a DSN |
+//! | `TALLY_STATSD` (feature `statsd`) | `statsd(StatsdOptions::statsd(..))` | a plain StatsD address |
+//! | `TALLY_DOGSTATSD` (feature `statsd`) | `statsd(StatsdOptions::dogstatsd())` | a boolean, or an address |
+//! | `DD_DOGSTATSD_URL`, `DD_AGENT_HOST`, `DD_DOGSTATSD_PORT` (feature `statsd`) | `statsd(StatsdOptions::dogstatsd())` | the Agent's address; sets up DogStatsD unless `TALLY_DOGSTATSD` is false |
+//! | `DD_API_KEY`, else `DATADOG_API_KEY` (feature `datadog`) | `datadog` | an API key (32 hex digits) |
+//! | `DD_SITE` (feature `datadog`) | `DatadogOptions::site` | `datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`... |
+//! | `DD_URL` (feature `datadog`) | `DatadogOptions::url` | the intake's base URL, overriding `DD_SITE` |
+//! | `TALLY_DATADOG` (feature `datadog`) | | a boolean: with an API key, whether to send over the API (default: yes, unless DogStatsD is configured too, which would count everything twice) |
+//!
+//! The StatsD and Datadog variables apply only when no StatsD server, respectively no Datadog
+//! API sink, was configured in code.
 //!
 //! Booleans are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`.
 
@@ -164,6 +174,106 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
                 .push(BuildError::InvalidEnv { variable: "SENTRY_DSN", reason: error.to_string() }),
         }
     }
+    #[cfg(feature = "statsd")]
+    {
+        builder = statsd(builder, &get);
+    }
+    #[cfg(feature = "datadog")]
+    {
+        builder = datadog(builder, &get);
+    }
+    builder
+}
+
+/// `DD_API_KEY` (else `DATADOG_API_KEY`), `DD_SITE`, `DD_URL`, when no Datadog API sink was
+/// configured in code. With the Agent's DogStatsD configured too, metrics would reach Datadog
+/// twice: the API sink is then added only when `TALLY_DATADOG` is true.
+#[cfg(feature = "datadog")]
+fn datadog(mut builder: Builder, get: &impl Fn(&str) -> Option<String>) -> Builder {
+    use crate::sink::DatadogOptions;
+    if builder.datadog_configured().is_some() {
+        return builder;
+    }
+    let set = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let wanted = match set("TALLY_DATADOG").map(|v| boolean(&v)) {
+        Some(Ok(wanted)) => Some(wanted),
+        Some(Err(reason)) => {
+            builder.env_errors.push(BuildError::InvalidEnv { variable: "TALLY_DATADOG", reason });
+            return builder;
+        }
+        None => None,
+    };
+    let Some((variable, key)) =
+        ["DD_API_KEY", "DATADOG_API_KEY"].into_iter().find_map(|v| set(v).map(|k| (v, k)))
+    else {
+        if wanted == Some(true) {
+            let reason = "set, but neither DD_API_KEY nor DATADOG_API_KEY is".to_owned();
+            builder.env_errors.push(BuildError::InvalidEnv { variable: "TALLY_DATADOG", reason });
+        }
+        return builder;
+    };
+    #[cfg(feature = "statsd")]
+    let beside_agent = builder.statsd_configured();
+    #[cfg(not(feature = "statsd"))]
+    let beside_agent = false;
+    if wanted == Some(false) || (wanted.is_none() && beside_agent) {
+        return builder;
+    }
+    let options = DatadogOptions::new(&key).map_err(|e| (variable, e.to_string())).and_then(|o| {
+        match set("DD_URL").or_else(|| set("DD_DD_URL")) {
+            Some(url) => o.url(&url).map_err(|e| ("DD_URL", e.to_string())),
+            None => match set("DD_SITE") {
+                Some(site) => o.site(&site).map_err(|e| ("DD_SITE", e.to_string())),
+                None => Ok(o),
+            },
+        }
+    });
+    match options {
+        Ok(options) => builder = builder.datadog_options(options),
+        Err((variable, reason)) => {
+            builder.env_errors.push(BuildError::InvalidEnv { variable, reason })
+        }
+    }
+    builder
+}
+
+/// `TALLY_STATSD`, `TALLY_DOGSTATSD`, and the Datadog Agent's variables, when no StatsD server
+/// was configured in code.
+#[cfg(feature = "statsd")]
+fn statsd(mut builder: Builder, get: &impl Fn(&str) -> Option<String>) -> Builder {
+    use crate::sink::StatsdOptions;
+    if builder.statsd_configured() {
+        return builder;
+    }
+    let set = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let invalid = |variable, error: crate::sink::statsd::AddressError| BuildError::InvalidEnv {
+        variable,
+        reason: error.to_string(),
+    };
+    if let Some(address) = set("TALLY_STATSD") {
+        match StatsdOptions::statsd(&address) {
+            Ok(options) => builder = builder.statsd(options),
+            Err(error) => builder.env_errors.push(invalid("TALLY_STATSD", error)),
+        }
+    }
+    let agent_variable =
+        ["DD_DOGSTATSD_URL", "DD_AGENT_HOST"].into_iter().find(|v| set(v).is_some());
+    let dogstatsd = match set("TALLY_DOGSTATSD") {
+        None => agent_variable.map(|v| (v, StatsdOptions::dogstatsd_from(get))),
+        Some(value) => match boolean(&value) {
+            Ok(true) => Some((
+                agent_variable.unwrap_or("TALLY_DOGSTATSD"),
+                StatsdOptions::dogstatsd_from(get),
+            )),
+            Ok(false) => None,
+            Err(_) => Some(("TALLY_DOGSTATSD", StatsdOptions::dogstatsd_at_from(&value, get))),
+        },
+    };
+    match dogstatsd {
+        Some((_, Ok(options))) => builder = builder.statsd(options),
+        Some((variable, Err(error))) => builder.env_errors.push(invalid(variable, error)),
+        None => {}
+    }
     builder
 }
 
@@ -284,5 +394,47 @@ mod tests {
         });
         let errors: Vec<String> = b.env_errors.iter().map(ToString::to_string).collect();
         assert!(errors[0].contains("SENTRY_DSN") && errors[0].contains("project"), "{errors:?}");
+    }
+
+    #[cfg(feature = "statsd")]
+    #[test]
+    fn the_agents_variables_set_up_dogstatsd_unless_turned_off() {
+        let b = build(&[("DD_AGENT_HOST", "10.0.0.7"), ("DD_DOGSTATSD_PORT", "9125")]);
+        assert!(format!("{b:?}").contains("10.0.0.7"), "{b:?}");
+        let b = build(&[("DD_AGENT_HOST", "10.0.0.7"), ("TALLY_DOGSTATSD", "off")]);
+        assert!(!b.statsd_configured());
+        let b = build(&[("TALLY_STATSD", "udp://graphite:8125")]);
+        assert!(format!("{b:?}").contains("graphite"));
+        let b = build(&[("DD_DOGSTATSD_URL", "tcp://agent:1")]);
+        let errors: Vec<String> = b.env_errors.iter().map(ToString::to_string).collect();
+        assert!(
+            errors[0].contains("DD_DOGSTATSD_URL") && errors[0].contains("scheme"),
+            "{errors:?}"
+        );
+    }
+
+    #[cfg(feature = "datadog")]
+    #[test]
+    fn an_api_key_sets_up_the_datadog_api_sink() {
+        let key = "0123456789abcdef0123456789abcdef";
+        let mut b = build(&[("DD_API_KEY", key), ("DD_SITE", "datadoghq.eu")]);
+        let options = b.datadog_configured().clone().unwrap();
+        assert_eq!(options.base_url(), "https://api.datadoghq.eu");
+        assert!(!format!("{b:?}").contains(key));
+        let b = build(&[("DATADOG_API_KEY", "not-a-key")]);
+        let errors: Vec<String> = b.env_errors.iter().map(ToString::to_string).collect();
+        assert!(
+            errors[0].contains("DATADOG_API_KEY") && !errors[0].contains("not-a-key"),
+            "{errors:?}"
+        );
+        #[cfg(feature = "statsd")]
+        {
+            // Beside the Agent, only on request: the Agent already sends the metrics.
+            let mut b = build(&[("DD_API_KEY", key), ("DD_AGENT_HOST", "agent")]);
+            assert!(b.datadog_configured().is_none());
+            let mut b =
+                build(&[("DD_API_KEY", key), ("DD_AGENT_HOST", "agent"), ("TALLY_DATADOG", "1")]);
+            assert!(b.datadog_configured().is_some());
+        }
     }
 }

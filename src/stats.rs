@@ -49,6 +49,10 @@ drop_reasons! {
     SinkQueueFull => "sink_queue_full",
     /// Records a sink reported it could not export (counted per record).
     SinkError => "sink_error",
+    /// Values a sink summarised away because its backend takes only so many per series and
+    /// interval (distribution values past a cap, set members past the exact limit); the record
+    /// itself was sent, represented by the values kept.
+    SinkSampled => "sink_sampled",
     /// A sink panicked while exporting (counted per record).
     SinkPanic => "sink_panic",
     /// A panic inside the layer (for example in a field's `Debug` implementation) was caught.

@@ -158,6 +158,16 @@ impl SetState {
         })
     }
 
+    /// The members' hashes, sorted, while the set is exact; `None` past [`EXACT_LIMIT`].
+    pub(crate) fn members(&self) -> Option<Vec<u64>> {
+        if self.registers.is_some() {
+            return None;
+        }
+        let mut members: Vec<u64> = self.exact.iter().copied().collect();
+        members.sort_unstable();
+        Some(members)
+    }
+
     /// The number of unique members: exact, or a HyperLogLog estimate past [`EXACT_LIMIT`].
     pub(crate) fn unique(&self) -> u64 {
         match &self.registers {

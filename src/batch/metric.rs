@@ -151,6 +151,101 @@ pub struct DistributionValue {
 }
 
 impl DistributionValue {
+    /// At most `max` values (at least 2 when there are two or more) that represent the
+    /// interval's values, for backends that take raw values without weights: every value
+    /// (rebuilt from the sketch as in [`weighted_values`](Self::weighted_values)) when there are
+    /// no more than `max`, else `max` values at evenly spaced ranks, so that the sample follows
+    /// the distribution; in both cases ascending, with the exact minimum and maximum first and
+    /// last. Also returns how many of the interval's values the sample leaves out.
+    pub fn sample(&self, max: usize) -> (Vec<f64>, u64) {
+        let d = self;
+        let max = max.max(2) as u64;
+        let total = d.sketch.count();
+        let extremes = [d.min, d.max];
+        let mut out: Vec<f64> = if total == 0 {
+            // No sketch (it cannot happen with a count): the extremes are all there is.
+            let n = if d.count == 1 || d.min == d.max { 1 } else { 2 };
+            extremes.iter().copied().take(n).collect()
+        } else if total <= max {
+            let mut out = Vec::with_capacity(total as usize);
+            for bucket in d.sketch.buckets() {
+                let value = d.representative(bucket.lower, bucket.upper);
+                out.extend(std::iter::repeat_n(value, bucket.count as usize));
+            }
+            out
+        } else {
+            // The value of rank floor((k + 1/2) * total / max) for k in 0..max.
+            let mut out = Vec::with_capacity(max as usize);
+            let mut k = 0u64;
+            let mut seen = 0u64;
+            for bucket in d.sketch.buckets() {
+                seen += bucket.count;
+                let value = d.representative(bucket.lower, bucket.upper);
+                while k < max
+                    && u128::from(2 * k + 1) * u128::from(total)
+                        < 2 * u128::from(max) * u128::from(seen)
+                {
+                    out.push(value);
+                    k += 1;
+                }
+            }
+            out
+        };
+        if total > 0 {
+            // Buckets ascend: the first and last values are the extremes, which are known exactly.
+            if let Some(first) = out.first_mut() {
+                *first = d.min;
+            }
+            if out.len() > 1 {
+                if let Some(last) = out.last_mut() {
+                    *last = d.max;
+                }
+            }
+        }
+        out.retain(|v| v.is_finite());
+        let left_out = d.count.saturating_sub(out.len() as u64);
+        (out, left_out)
+    }
+
+    /// The value a bucket stands for: its midpoint, kept inside the interval's extremes.
+    fn representative(&self, lower: f64, upper: f64) -> f64 {
+        let mid = lower + (upper - lower) / 2.0;
+        if self.min <= self.max {
+            mid.clamp(self.min, self.max)
+        } else {
+            mid
+        }
+    }
+
+    /// The values as `(value, count)` pairs in ascending order: one per sketch bucket, at the
+    /// bucket's midpoint (within 0.79% of every value in it) clamped to `[min, max]`, except that
+    /// the smallest and the largest value come first and last as their own pairs, exact. The
+    /// counts add up to [`count`](Self::count).
+    pub fn weighted_values(&self) -> Vec<(f64, u64)> {
+        let mut pairs: Vec<(f64, u64)> = self
+            .sketch
+            .buckets()
+            .filter(|b| b.count > 0)
+            .map(|b| (self.representative(b.lower, b.upper), b.count))
+            .collect();
+        let total: u64 = pairs.iter().map(|(_, n)| n).sum();
+        if total < 2 || pairs.is_empty() {
+            // A single value is its own minimum and maximum.
+            return if total == 1 { vec![(self.min, 1)] } else { pairs };
+        }
+        // Take the exact extremes out of the first and last buckets.
+        let last = pairs.len() - 1;
+        for index in [0, last] {
+            if let Some(pair) = pairs.get_mut(index) {
+                pair.1 -= 1;
+            }
+        }
+        pairs.retain(|(_, n)| *n > 0);
+        pairs.insert(0, (self.min, 1));
+        pairs.push((self.max, 1));
+        pairs
+    }
+
     /// The `q` quantile (`0.0..=1.0`), within 1% of the true value; `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         self.sketch.quantile(q).map(|v| v.clamp(self.min, self.max))
@@ -158,10 +253,59 @@ impl DistributionValue {
 }
 
 /// A set's size over one interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SetValue {
     /// Number of unique values: exact up to 1,000 values, then a HyperLogLog estimate
     /// (about 1.6% standard error).
     pub unique: u64,
+    pub(crate) members: Option<Arc<[u64]>>,
+}
+
+impl SetValue {
+    /// The 64-bit hashes of the members, sorted, while the count is exact (up to 1,000
+    /// members); `None` past that. Equal values hash alike in every process built with the same
+    /// tracing-tally version (and `200` like `"200"`), so sinks whose backend counts unique members itself (StatsD sets) can send them.
+    pub fn member_hashes(&self) -> Option<&[u64]> {
+        self.members.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn distribution(values: &[f64]) -> DistributionValue {
+        let mut sketch = Sketch::new();
+        values.iter().for_each(|&v| sketch.insert(v));
+        DistributionValue {
+            count: values.len() as u64,
+            sum: values.iter().sum(),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            sketch,
+        }
+    }
+
+    #[test]
+    fn weighted_values_keep_the_count_and_the_exact_extremes() {
+        for values in
+            [&[5.0][..], &[5.0, 5.0], &[1.0, 10.0, 10.0, 20.0], &[-3.0, 0.0, 0.0, 7.5, 1e6]]
+        {
+            let d = distribution(values);
+            let pairs = d.weighted_values();
+            assert_eq!(pairs.iter().map(|(_, n)| n).sum::<u64>(), d.count, "{values:?}");
+            assert_eq!(pairs.first().map(|p| p.0), Some(d.min));
+            assert_eq!(pairs.last().map(|p| p.0), Some(d.max));
+            assert!(pairs.windows(2).all(|w| w[0].0 <= w[1].0), "{pairs:?}");
+            for (value, _) in &pairs {
+                let nearest = values
+                    .iter()
+                    .map(|v| (v - value).abs() / v.abs().max(1e-9))
+                    .fold(f64::INFINITY, f64::min);
+                assert!(nearest <= 0.008 || *value == 0.0, "{value} in {values:?}");
+            }
+        }
+        assert!(distribution(&[]).weighted_values().is_empty());
+    }
 }

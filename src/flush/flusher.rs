@@ -182,7 +182,9 @@ fn record(
                 sketch: d.sketch,
             })
         }
-        Accumulator::Set(s) => MetricValue::Set(SetValue { unique: s.unique() }),
+        Accumulator::Set(s) => {
+            MetricValue::Set(SetValue { unique: s.unique(), members: s.members().map(Into::into) })
+        }
     };
     MetricRecord { series, start, interval, value }
 }

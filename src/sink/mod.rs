@@ -33,18 +33,27 @@
 //! # Ok::<(), tracing_tally::BuildError>(())
 //! ```
 
+#[cfg(feature = "datadog")]
+#[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
+pub mod datadog;
 mod jsonl;
 #[cfg(feature = "test-util")]
 mod memory;
 #[cfg(feature = "sentry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
 pub mod sentry;
+#[cfg(feature = "statsd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
+pub mod statsd;
 pub(crate) mod summary;
 
 use std::time::Instant;
 
 pub use crate::batch::*;
 pub use crate::error::{ExportError, ExportErrorKind};
+#[cfg(feature = "datadog")]
+#[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
+pub use datadog::{ApiKeyError, DatadogOptions, EndpointError};
 pub use jsonl::{encode_batch, JsonlSink};
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -52,6 +61,9 @@ pub use memory::MemorySink;
 #[cfg(feature = "sentry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
 pub use sentry::{Dsn, DsnError, SentryOptions};
+#[cfg(feature = "statsd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
+pub use statsd::{DistributionType, StatsdOptions, TagStyle};
 
 /// A destination for batches.
 ///

@@ -9,6 +9,8 @@ mod end_to_end;
 mod faults;
 mod panic;
 mod peers;
+#[path = "../support/peers.rs"]
+mod shared;
 
 use std::time::Duration;
 

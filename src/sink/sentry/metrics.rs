@@ -73,52 +73,9 @@ fn attributes(common: &Common<'_>, global: &[crate::batch::Tag], record: &Metric
     Value::Object(attributes)
 }
 
-/// Representative values of a distribution: every value when there are at most `max`, else
-/// `max` values at evenly spaced ranks (so the sample follows the distribution); the exact
-/// minimum and maximum always. Returns the values and how many were left out.
+/// Representative values of a distribution: [`DistributionValue::sample`].
 fn values(d: &DistributionValue, max: usize) -> (Vec<f64>, u64) {
-    if d.count == 0 {
-        return (Vec::new(), 0);
-    }
-    let max = max.max(2) as u64;
-    let mid = |b: &crate::aggregate::sketch::SketchBucket| {
-        if b.lower == b.upper {
-            b.lower
-        } else {
-            ((b.lower + b.upper) / 2.0).clamp(d.min, d.max)
-        }
-    };
-    let mut out: Vec<f64> = Vec::new();
-    if d.count <= max {
-        for bucket in d.sketch.buckets() {
-            let value = mid(&bucket);
-            out.extend(std::iter::repeat_n(value, bucket.count as usize));
-        }
-        // Buckets ascend: the first and last values are the extremes, known exactly.
-        if let Some(first) = out.first_mut() {
-            *first = d.min;
-        }
-        if let Some(last) = out.last_mut() {
-            *last = d.max;
-        }
-    } else {
-        out.push(d.min);
-        out.push(d.max);
-        // Evenly spaced ranks over the bucketed values: the sample follows the distribution.
-        let rest = (max - 2) as usize;
-        let step = d.sketch.count().max(1) as f64 / rest.max(1) as f64;
-        let mut next = step / 2.0;
-        let mut cumulative = 0.0;
-        for bucket in d.sketch.buckets() {
-            cumulative += bucket.count as f64;
-            while next < cumulative && out.len() < rest + 2 {
-                out.push(mid(&bucket));
-                next += step;
-            }
-        }
-    }
-    let sent = out.len() as u64;
-    (out, d.count.saturating_sub(sent))
+    d.sample(max)
 }
 
 /// `trace_metric` containers for the metric records of a batch.
@@ -310,7 +267,7 @@ mod tests {
         let (values, overflow) = values(&d, 100);
         assert_eq!(values.len(), 100);
         assert_eq!(overflow, 9_900);
-        assert_eq!((values[0], values[1]), (1.0, 10_000.0));
+        assert_eq!((values[0], values[99]), (1.0, 10_000.0), "ascending, exact extremes");
         let mut sorted = values.clone();
         sorted.sort_by(f64::total_cmp);
         let median = sorted[50];

@@ -1,0 +1,118 @@
+//! The retry buffer: payloads that could not be delivered yet, tried again at the next flush.
+//!
+//! It holds at most `capacity` bytes of payloads (their compressed bodies plus a little
+//! bookkeeping). Adding past that drops the oldest payloads first, counting their items
+//! (`buffer_full`): the newest data is the most useful once Datadog can be reached again, and
+//! old points age out of the intake's window anyway.
+
+use std::collections::VecDeque;
+
+use super::losses::{Loss, Losses};
+use super::payload::Payload;
+
+/// Payloads waiting for a retry, oldest first.
+#[derive(Debug)]
+pub(crate) struct RetryBuffer {
+    payloads: VecDeque<Payload>,
+    bytes: usize,
+    capacity: usize,
+}
+
+impl RetryBuffer {
+    pub(crate) fn new(capacity: usize) -> Self {
+        RetryBuffer { payloads: VecDeque::new(), bytes: 0, capacity }
+    }
+
+    /// Adds the newest payload, dropping the oldest while over capacity.
+    pub(crate) fn push_back(&mut self, payload: Payload, losses: &Losses) {
+        self.bytes += payload.size();
+        self.payloads.push_back(payload);
+        self.evict(losses);
+    }
+
+    /// Puts back a payload taken with [`pop_front`](Self::pop_front), as the oldest.
+    pub(crate) fn push_front(&mut self, payload: Payload, losses: &Losses) {
+        self.bytes += payload.size();
+        self.payloads.push_front(payload);
+        self.evict(losses);
+    }
+
+    /// Takes the oldest payload.
+    pub(crate) fn pop_front(&mut self) -> Option<Payload> {
+        let payload = self.payloads.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(payload.size());
+        Some(payload)
+    }
+
+    /// Drops everything, counting it as `loss`.
+    pub(crate) fn clear(&mut self, loss: Loss, losses: &Losses) {
+        while let Some(payload) = self.pop_front() {
+            losses.record(loss, payload.items());
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.payloads.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.payloads.is_empty()
+    }
+
+    /// Bytes held.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn evict(&mut self, losses: &Losses) {
+        while self.bytes > self.capacity {
+            let Some(oldest) = self.pop_front() else { break };
+            losses.record(Loss::BufferFull, oldest.items());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::datadog::losses::testing::recording;
+    use crate::sink::datadog::options::Compression;
+    use crate::sink::datadog::payload::{pack, Items, Kind};
+
+    fn payload(tag: u8, items: usize) -> Payload {
+        let mut all = Items::default();
+        for _ in 0..items {
+            all.push(0, |out| out.extend_from_slice(&[b'"', b'a' + tag, b'"']));
+        }
+        pack(Kind::Series, Compression::None, &all, 0..items)
+    }
+
+    #[test]
+    fn drops_the_oldest_past_capacity_and_counts_their_items() {
+        let (losses, _) = recording();
+        let size = payload(0, 2).size();
+        let mut buffer = RetryBuffer::new(size * 3);
+        for tag in 0..5 {
+            buffer.push_back(payload(tag, 2), &losses);
+        }
+        assert_eq!(buffer.len(), 3);
+        assert_eq!(buffer.bytes(), size * 3);
+        assert_eq!(losses.get(Loss::BufferFull), 4);
+        assert_eq!(buffer.pop_front(), Some(payload(2, 2)));
+        buffer.push_front(payload(2, 2), &losses);
+        assert_eq!(losses.get(Loss::BufferFull), 4);
+        buffer.clear(Loss::Shutdown, &losses);
+        assert!(buffer.is_empty());
+        assert_eq!((buffer.bytes(), losses.get(Loss::Shutdown)), (0, 6));
+    }
+
+    #[test]
+    fn a_payload_larger_than_the_buffer_is_dropped_at_once() {
+        let (losses, _) = recording();
+        let mut buffer = RetryBuffer::new(10);
+        buffer.push_back(payload(0, 5), &losses);
+        assert!(buffer.is_empty());
+        assert_eq!(losses.get(Loss::BufferFull), 5);
+    }
+}

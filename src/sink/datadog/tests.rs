@@ -1,0 +1,201 @@
+//! The sink end to end: batches in, requests out (loopback server).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::losses::testing::recording;
+use super::losses::Loss;
+use super::testing::{
+    batch, batch_with_errors, counter, distribution, error_event, fresh, gauge, set, Reply,
+    Request, Server, KEY,
+};
+use super::*;
+use crate::stats::DropReason;
+
+fn sink(server: &Server, tweak: impl FnOnce(DatadogOptions) -> DatadogOptions) -> DatadogSink {
+    let (losses, _) = recording();
+    let options = tweak(DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap());
+    DatadogSink::start(options, false, losses).unwrap()
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(5)
+}
+
+fn series(requests: &[Request], path: &str) -> Vec<serde_json::Value> {
+    requests
+        .iter()
+        .filter(|r| r.path == path)
+        .flat_map(|r| r.json()["series"].as_array().unwrap().clone())
+        .collect()
+}
+
+#[test]
+fn exports_series_distribution_points_and_events() {
+    let server = Server::start();
+    let mut sink = sink(&server, |o| o);
+    let mut error = error_event(Some("payment failed"), &["card declined"]);
+    error.timestamp = SystemTime::now();
+    let mut batch = batch(vec![
+        fresh(counter("orders", None, &[("shop", "eu")], 3.0)),
+        fresh(gauge("queue.depth", None, &[], 12.0)),
+        fresh(set("customers", &[], 2)),
+        fresh(distribution("checkout.duration", Some("millisecond"), &[], &[10.0, 20.0, 30.0])),
+    ]);
+    batch.errors = vec![error];
+    sink.export(&batch).unwrap();
+    sink.flush(soon()).unwrap();
+    let requests = server.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/api/v2/series", "/api/v1/distribution_points", "/api/v1/events"]);
+
+    let sent = series(&requests, "/api/v2/series");
+    let summary: Vec<(&str, u64, f64)> = sent
+        .iter()
+        .map(|s| {
+            let point = &s["points"][0];
+            (
+                s["metric"].as_str().unwrap(),
+                s["type"].as_u64().unwrap(),
+                point["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(summary, [("orders", 1, 3.0), ("queue.depth", 3, 12.0), ("customers", 3, 2.0)]);
+    assert_eq!(sent[0]["tags"], serde_json::json!(["env:prod", "service:api", "shop:eu"]));
+    assert_eq!(sent[0]["resources"], serde_json::json!([{ "name": "web-1", "type": "host" }]));
+
+    let points = series(&requests, "/api/v1/distribution_points");
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0]["metric"], "checkout.duration");
+    assert_eq!(points[0]["host"], "web-1");
+    let values = points[0]["points"][0][1].as_array().unwrap();
+    assert_eq!((values.len(), values[0].as_f64(), values[2].as_f64()), (3, Some(10.0), Some(30.0)));
+
+    let event = requests[2].json();
+    assert_eq!(event["title"], "payment failed: card declined");
+    assert_eq!(event["alert_type"], "error");
+    assert_eq!(event["host"], "web-1");
+}
+
+#[test]
+fn both_mode_sends_points_and_aggregates() {
+    let server = Server::start();
+    let mut sink = sink(&server, |o| o.distributions(DistributionMode::Both).host(None));
+    let values: Vec<f64> = (1..=10).map(f64::from).collect();
+    sink.export(&batch(vec![fresh(distribution("latency", Some("ms"), &[], &values))])).unwrap();
+    sink.flush(soon()).unwrap();
+    let requests = server.requests();
+    let names: Vec<String> = series(&requests, "/api/v2/series")
+        .iter()
+        .map(|s| s["metric"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["latency.max", "latency.median", "latency.avg", "latency.count", "latency.95percentile"]
+    );
+    let points = series(&requests, "/api/v1/distribution_points");
+    assert_eq!(points[0]["points"][0][1].as_array().unwrap().len(), 10);
+    assert!(points[0].get("host").is_none());
+}
+
+#[test]
+fn large_batches_are_chunked_by_1000_series() {
+    let server = Server::start();
+    let mut sink = sink(&server, |o| o.compression(Compression::Gzip));
+    let records: Vec<_> = (0..2500)
+        .map(|i| fresh(counter("requests", None, &[("route", &format!("/r{i}"))], 1.0)))
+        .collect();
+    sink.export(&batch(records)).unwrap();
+    sink.flush(soon()).unwrap();
+    let requests = server.requests();
+    let counts: Vec<usize> =
+        requests.iter().map(|r| r.json()["series"].as_array().unwrap().len()).collect();
+    assert_eq!(counts, [1000, 1000, 500]);
+    assert!(requests.iter().all(|r| r.header("content-encoding") == Some("gzip")));
+    assert!(requests.iter().all(|r| r.body.len() <= 460_800));
+}
+
+#[test]
+fn export_never_blocks_on_a_stuck_intake() {
+    let server = Server::start();
+    server.default_reply(Reply::status(202).delay(Duration::from_secs(2)));
+    let (losses, forwarded) = recording();
+    let options = DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap().queue(1);
+    let mut sink = DatadogSink::start(options, false, losses.clone()).unwrap();
+    let batch = batch(vec![fresh(counter("c", None, &[], 1.0))]);
+    sink.export(&batch).unwrap();
+    server.wait_for(1);
+    let started = Instant::now();
+    for _ in 0..10 {
+        sink.export(&batch).unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(losses.get(Loss::QueueFull) >= 8, "{losses:?}");
+    assert!(forwarded.lock().unwrap().iter().all(|(r, _)| *r == DropReason::SinkQueueFull));
+    let error = sink.shutdown(Instant::now() + Duration::from_millis(100)).unwrap_err();
+    assert_eq!(error.kind(), ExportErrorKind::Timeout);
+}
+
+#[test]
+fn flush_and_shutdown_report_what_could_not_be_delivered() {
+    let server = Server::start();
+    server.default_reply(Reply::status(503).header("Retry-After", "0"));
+    let mut sink = sink(&server, |o| o.max_retries(0));
+    sink.export(&batch(vec![fresh(counter("c", None, &[], 1.0))])).unwrap();
+    let error = sink.flush(soon()).unwrap_err();
+    assert_eq!(error.kind(), ExportErrorKind::Io);
+    assert!(error.to_string().contains("kept for a retry"), "{error}");
+    let error = sink.shutdown(soon()).unwrap_err();
+    assert!(error.to_string().contains("dropped"), "{error}");
+    assert_eq!(sink.losses.get(Loss::Shutdown), 1);
+}
+
+#[test]
+fn old_records_and_excess_events_are_counted_for_the_pipeline() {
+    let server = Server::start();
+    let (losses, forwarded) = recording();
+    let options = DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap().events_per_key(1);
+    let mut sink = DatadogSink::start(options, false, losses).unwrap();
+    // `counter` records are from 2023: far outside the intake's window.
+    sink.export(&batch(vec![counter("old", None, &[], 1.0)])).unwrap();
+    let errors: Vec<_> = (0..3)
+        .map(|_| {
+            let mut error = error_event(Some("same"), &[]);
+            error.timestamp = SystemTime::now();
+            error
+        })
+        .collect();
+    sink.export(&batch_with_errors(errors)).unwrap();
+    sink.flush(soon()).unwrap();
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(
+        *forwarded.lock().unwrap(),
+        [(DropReason::SinkError, 1), (DropReason::RateLimited, 1), (DropReason::RateLimited, 1)]
+    );
+}
+
+#[test]
+fn the_key_never_shows() {
+    let server = Server::start();
+    let sink = sink(&server, |o| o);
+    let debug = format!("{sink:?}");
+    assert!(!debug.contains(KEY), "{debug}");
+    assert!(debug.contains(&server.url()));
+    assert_eq!(sink.name(), "datadog");
+}
+
+#[test]
+fn parked_payloads_are_retried_at_the_next_export() {
+    let server = Server::start();
+    server.script([Reply::status(503).header("Retry-After", "0")]);
+    let mut sink = sink(&server, |o| o.max_retries(0));
+    sink.export(&batch(vec![fresh(counter("first", None, &[], 1.0))])).unwrap();
+    server.wait_for(1);
+    // Nothing new to send, but the export tries the buffer again, without a flush.
+    sink.export(&batch(Vec::new())).unwrap();
+    let requests = server.wait_for(2);
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].answered, 202);
+    assert_eq!(series(&requests[1..], "/api/v2/series")[0]["metric"], "first");
+    sink.flush(soon()).unwrap();
+}

@@ -1,0 +1,171 @@
+//! The real peers from `tools/peers`, shared by the sink test binaries: the Python that runs
+//! them, set-up scripts, scratch directories, and the local HTTP receiver.
+#![allow(dead_code)]
+
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+use std::process::Child;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+pub(crate) fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The last line a set-up script under `scripts/` prints (a path), once per test binary.
+pub(crate) fn setup(script: &str, cell: &'static OnceLock<PathBuf>) -> &'static Path {
+    cell.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(root().join("scripts").join(script))
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+        assert!(output.status.success(), "scripts/{script} failed");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        PathBuf::from(stdout.lines().last().expect("the script prints a path").trim())
+    })
+}
+
+/// The peers' Python (the virtualenv `scripts/peers-setup.sh` creates).
+pub(crate) fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    setup("peers-setup.sh", &PYTHON)
+}
+
+/// A fresh scratch directory for one test (short: Unix socket paths are limited to 107 bytes).
+pub(crate) fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tally-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// Runs a tool from `tools/peers` with `args`; its stdout, and whether it succeeded.
+pub(crate) fn tool(name: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(python())
+        .arg(root().join("tools/peers").join(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A running `http_sink.py`, stopped on drop.
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+pub(crate) struct Receiver {
+    child: Child,
+    pub(crate) port: u16,
+}
+
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+impl Receiver {
+    pub(crate) fn start() -> Receiver {
+        Receiver::start_on(0)
+    }
+
+    /// A receiver on `port` (0: any free port).
+    pub(crate) fn start_on(port: u16) -> Receiver {
+        let mut child = Command::new(python())
+            .arg(root().join("tools/peers/http_sink.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start http_sink.py");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read LISTENING");
+        let port = line
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from http_sink.py: {line:?}"));
+        Receiver { child, port }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything received so far.
+    pub(crate) fn received(&self) -> Vec<Received> {
+        let body = ureq::get(&self.url("/__received"))
+            .call()
+            .expect("GET /__received")
+            .into_body()
+            .read_to_string()
+            .expect("body");
+        let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("JSON");
+        list.into_iter().map(Received).collect()
+    }
+
+    /// Sets the receiver's next replies (see tools/peers/README.md).
+    pub(crate) fn behave(&self, behavior: serde_json::Value) {
+        ureq::post(&self.url("/__behavior")).send(behavior.to_string()).expect("POST /__behavior");
+    }
+}
+
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request the receiver recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct Received(pub(crate) serde_json::Value);
+
+impl Received {
+    pub(crate) fn path(&self) -> &str {
+        self.0["path"].as_str().unwrap_or_default()
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.0["headers"][name].as_str()
+    }
+
+    pub(crate) fn answered_ok(&self) -> bool {
+        self.0["answered"].as_u64().is_some_and(|s| (200..300).contains(&s))
+    }
+
+    /// The decoded body.
+    pub(crate) fn body(&self) -> Vec<u8> {
+        base64_decode(self.0["body_b64"].as_str().unwrap_or_default())
+    }
+
+    /// The decoded body as JSON.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body()).expect("a JSON body")
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for c in text.bytes().filter_map(value) {
+        buffer = (buffer << 6) | u32::from(c);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
