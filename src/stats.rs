@@ -123,7 +123,7 @@ impl Counters {
 }
 
 /// A snapshot of the pipeline's self-telemetry since it was built.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     dropped: [u64; DropReason::ALL.len()],
@@ -143,6 +143,29 @@ pub struct Stats {
     pub export_failures: u64,
     /// Series currently admitted (overflow series excluded).
     pub live_series: usize,
+}
+
+impl fmt::Debug for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Drops by name, the non-zero ones only.
+        struct Drops<'a>(&'a Stats);
+        impl fmt::Debug for Drops<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map().entries(self.0.drops().map(|(r, n)| (r.as_str(), n))).finish()
+            }
+        }
+        f.debug_struct("Stats")
+            .field("dropped", &Drops(self))
+            .field("overflowed", &self.overflowed)
+            .field("truncated_tags", &self.truncated_tags)
+            .field("evicted", &self.evicted)
+            .field("errors_captured", &self.errors_captured)
+            .field("unsampled_traces", &self.unsampled_traces)
+            .field("flushes", &self.flushes)
+            .field("export_failures", &self.export_failures)
+            .field("live_series", &self.live_series)
+            .finish()
+    }
 }
 
 impl Stats {
