@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the criterion benchmarks RUNS times (default 3) and prints, per benchmark, the median of
 # the runs' medians, in ns. Usage: [BENCHES="layer capture"] bash scripts/bench.sh [RUNS] [FILTER]
+# `layer` is the library's own benchmark (tally beside the tracing floor); the others are in the
+# comparison crate, benches/compare (tally beside its peers).
 #
 # Compare with the last recorded numbers in BENCHMARKS.md (same machine kind: ratios to the
 # `registry` rows are what carries over between machines).
@@ -10,12 +12,17 @@ runs="${1:-3}"
 filter="${2:-}"
 out="$(mktemp -d)"
 for run in $(seq 1 "$runs"); do
-  rm -rf target/criterion
+  rm -rf target/criterion benches/compare/target/criterion
   for bench in ${BENCHES:-layer capture}; do
-    cargo bench --bench "$bench" -- ${filter:+"$filter"} >/dev/null 2>&1
+    if [ "$bench" = layer ]; then
+      cargo bench --bench layer -- ${filter:+"$filter"} >/dev/null 2>&1
+    else
+      cargo bench --manifest-path benches/compare/Cargo.toml --bench "$bench" -- ${filter:+"$filter"} >/dev/null 2>&1
+    fi
   done
-  for f in target/criterion/*/*/new/estimates.json; do
-    bench="$(echo "$f" | awk -F/ '{print $3 "/" $4}')"
+  for f in target/criterion/*/*/new/estimates.json benches/compare/target/criterion/*/*/new/estimates.json; do
+    [ -f "$f" ] || continue
+    bench="$(echo "$f" | awk -F/ '{print $(NF-3) "/" $(NF-2)}')"
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' "$f" \
       >>"$out/$(echo "$bench" | tr / _)"
   done

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-20000}"
-cargo bench --bench instructions --no-run >/dev/null 2>&1
-bin="$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)"
+manifest=benches/compare/Cargo.toml
+cargo bench --manifest-path "$manifest" --bench instructions --no-run >/dev/null 2>&1
+bin="$(ls -t benches/compare/target/release/deps/instructions-* | grep -v '\.d$' | head -1)"
 out="$(mktemp -d)"
 count() {
   valgrind --tool=callgrind --collect-atstart=no --toggle-collect='instructions::measured' \

@@ -43,8 +43,11 @@ step "docs (all features, and none)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
-step "benchmarks build"
+step "benchmarks build (the library's, and the comparison crate's with the peers)"
 cargo bench --no-run
+cargo fmt --manifest-path benches/compare/Cargo.toml -- --check
+cargo clippy --manifest-path benches/compare/Cargo.toml --all-targets -- -D warnings
+cargo bench --manifest-path benches/compare/Cargo.toml --no-run
 
 step "examples run"
 QUICKSTART_SECONDS=1 TALLY_JSONL="$(mktemp)" cargo run --example quickstart >/dev/null

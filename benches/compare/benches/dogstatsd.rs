@@ -11,7 +11,8 @@
 //! 2. **Per flush**: the time tally's flush takes to drain, encode and hand to the socket
 //!    `SERIES` series of one kind (counters, gauges, distributions of 100 values), per series.
 //!
-//! `cargo bench --bench dogstatsd --features statsd [-- SECONDS]`; results in BENCHMARKS.md.
+//! `cargo bench --manifest-path benches/compare/Cargo.toml --bench dogstatsd [-- SECONDS]`;
+//! results in BENCHMARKS.md.
 
 // A benchmark program: it prints its table, and a failed set-up is a failed run.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)]
@@ -20,7 +21,7 @@ use std::hint::black_box;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-#[path = "support/mod.rs"]
+#[path = "../../support/mod.rs"]
 mod support;
 
 use cadence::prelude::*;

@@ -10,12 +10,13 @@
 //! (ERROR) on the registry, `sentry::init` with a DSN, once with the default integrations (what
 //! users get) and once without them (`sentry_lean`).
 //!
-//! `cargo bench --bench capture`; results are summarized in BENCHMARKS.md.
+//! `cargo bench --manifest-path benches/compare/Cargo.toml --bench capture`; results are
+//! summarized in BENCHMARKS.md.
 
 // Benchmark set-up: a failure to build is a failed run.
 #![allow(clippy::expect_used)]
 
-#[path = "support/mod.rs"]
+#[path = "../../support/mod.rs"]
 mod support;
 
 use std::hint::black_box;

@@ -13,7 +13,7 @@
 // A command-line program: it reports usage errors on stderr.
 #![allow(clippy::print_stderr)]
 
-#[path = "support/mod.rs"]
+#[path = "../../support/mod.rs"]
 mod support;
 
 use std::hint::black_box;
