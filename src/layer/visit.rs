@@ -129,6 +129,29 @@ impl<'a> MetricVisitor<'a> {
         }
     }
 
+    /// The common case of a metric value, `u64`, without 128-bit arithmetic: a value in
+    /// `0..=2^32` of a numeric metric is always valid and exact (the same rules as [`observe`]).
+    #[inline]
+    fn unsigned(&mut self, field: &Field, value: u64) {
+        match self.role(field) {
+            Some(FieldRole::Metric(i)) => {
+                let small = u128::from(value) <= EXACT_INTEGER_LIMIT;
+                let numeric = self
+                    .plan
+                    .metrics
+                    .get(usize::from(*i))
+                    .is_some_and(|m| m.kind() != MetricKind::Set);
+                if small && numeric {
+                    self.observations.push((*i, Observation::Number(Number::Int(value as i64))));
+                } else {
+                    self.metric(*i, Raw::Int(value.into()));
+                }
+            }
+            Some(FieldRole::Tag(key)) => self.tag(key, hash_integer(value.into())),
+            _ => {}
+        }
+    }
+
     /// Formats a value with application code, guarded.
     fn format(&mut self, format: impl FnOnce(&mut TextBuf)) -> Option<TextBuf> {
         let mut text = TextBuf::new();
@@ -176,7 +199,7 @@ impl Visit for MetricVisitor<'_> {
 
     #[inline]
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.integer(field, value.into());
+        self.unsigned(field, value);
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
