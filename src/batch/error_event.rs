@@ -48,6 +48,16 @@ impl fmt::Display for FieldValue {
     }
 }
 
+impl FieldValue {
+    /// The value as text: strings move out as they are, other values are formatted.
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            FieldValue::Str(s) | FieldValue::Text(s) => s,
+            other => other.to_string(),
+        }
+    }
+}
+
 /// An enclosing span of a captured error.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

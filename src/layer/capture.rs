@@ -53,7 +53,14 @@ pub(crate) fn capture<S>(
     let mut spans = Vec::new();
     let mut trace_id = None;
     if let Some(scope) = ctx.event_scope(event) {
-        for span in scope {
+        for (depth, span) in scope.enumerate() {
+            if depth == 0 {
+                // The span the error happened in ends with an error status (and an errored
+                // request session).
+                if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
+                    data.errored = true;
+                }
+            }
             let extensions = span.extensions();
             let Some(data) = extensions.get::<SpanData>() else {
                 continue;
@@ -74,12 +81,6 @@ pub(crate) fn capture<S>(
             });
             // The scope ends at the root: its trace id is the trace's.
             trace_id = Some(TraceId(data.trace_id));
-        }
-    }
-    // The span the error happened in ends with an error status (and an errored request session).
-    if let Some(span) = ctx.event_span(event) {
-        if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
-            data.errored = true;
         }
     }
     tags.sort_by(|a, b| a.key().cmp(b.key()));
@@ -136,12 +137,12 @@ impl CaptureVisitor<'_> {
         let name = field.name();
         match self.plan.roles.get(field.index()) {
             Some(FieldRole::Metric(_)) => {}
-            Some(FieldRole::Message) => self.capture.message = Some(value.to_string()),
+            Some(FieldRole::Message) => self.capture.message = Some(value.into_string()),
             Some(FieldRole::Error) => {
-                self.capture.error_chain.push(value.to_string());
+                self.capture.error_chain.push(value.into_string());
                 self.capture.error_types.push("Error".to_owned());
             }
-            _ if name == FINGERPRINT_FIELD => self.capture.fingerprint = Some(value.to_string()),
+            _ if name == FINGERPRINT_FIELD => self.capture.fingerprint = Some(value.into_string()),
             Some(FieldRole::Tag(key)) if name.starts_with(fields::TAGS_PREFIX) => {
                 let text = value.to_string();
                 let (text, _) = fields::truncate_tag_value(&text);
@@ -199,7 +200,8 @@ impl Visit for CaptureVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let mut text = String::new();
+        // One allocation for the usual message or error text, instead of a few as it grows.
+        let mut text = String::with_capacity(64);
         let _ = write!(text, "{value:?}");
         self.value(field, FieldValue::Text(text));
     }

@@ -17,6 +17,9 @@ use crate::stats::Stats;
 const SELF_PREFIX: &str = "tally.";
 /// Distinct error groups kept.
 const MAX_ERROR_GROUPS: usize = 100;
+/// Distinct series kept (at most the pipeline's own series limit): a summary is for people to
+/// read, and its totals must not cost memory in proportion to a high-cardinality metric's series.
+pub(crate) const MAX_SUMMARY_SERIES: usize = 1_000;
 
 enum Total {
     Counter(f64),
@@ -28,6 +31,9 @@ enum Total {
 /// Running totals, fed with every exported batch.
 pub(crate) struct Totals {
     series: HashMap<u64, (Arc<SeriesEntry>, Total)>,
+    /// Hashes of series left out because `series` was full, up to [`MAX_SUMMARY_SERIES`]: how
+    /// many distinct series the tables do not show, saturating there.
+    not_shown: std::collections::HashSet<u64>,
     errors: BTreeMap<(String, String), u64>,
     other_errors: u64,
     series_limit: usize,
@@ -39,9 +45,10 @@ impl Totals {
     pub(crate) fn new(series_limit: usize, span_metric: &str) -> Self {
         Totals {
             series: HashMap::new(),
+            not_shown: std::collections::HashSet::new(),
             errors: BTreeMap::new(),
             other_errors: 0,
-            series_limit,
+            series_limit: series_limit.min(MAX_SUMMARY_SERIES),
             started: Instant::now(),
             span_metric: span_metric.to_owned(),
         }
@@ -55,7 +62,12 @@ impl Totals {
             let full = self.series.len() >= self.series_limit;
             let slot = match self.series.get_mut(&record.series_hash()) {
                 Some((_, total)) => total,
-                None if full => continue,
+                None if full => {
+                    if self.not_shown.len() < MAX_SUMMARY_SERIES {
+                        self.not_shown.insert(record.series_hash());
+                    }
+                    continue;
+                }
                 None => {
                     let total = match record.value() {
                         MetricValue::Counter(_) => Total::Counter(0.0),
@@ -126,6 +138,7 @@ impl Totals {
             distributions: Vec::new(),
             sets: Vec::new(),
             errors: Vec::new(),
+            series_not_shown: self.not_shown.len() as u64,
             stats,
         };
         for (entry, total) in self.series.values() {
@@ -216,6 +229,10 @@ pub struct Summary {
     pub sets: Vec<SetRow>,
     /// Errors grouped by target and message, most frequent first.
     pub errors: Vec<ErrorRow>,
+    /// Distinct series left out of the tables: the summary keeps the first 1,000 series it sees
+    /// (fewer if the pipeline's series limit is lower). Counted up to 1,000, so a figure of 1,000
+    /// means "at least 1,000". Every series still reaches the sinks.
+    pub series_not_shown: u64,
     /// The pipeline's self-telemetry.
     pub stats: Stats,
 }
@@ -404,6 +421,15 @@ impl fmt::Display for Summary {
         let drops =
             self.stats.drops().map(|(reason, n)| vec![reason.as_str().to_owned(), n.to_string()]);
         table(f, "Dropped", &["reason", "count"], drops.collect())?;
+        if self.series_not_shown > 0 {
+            let at_least =
+                if self.series_not_shown >= MAX_SUMMARY_SERIES as u64 { "at least " } else { "" };
+            writeln!(
+                f,
+                "\n{at_least}{} more series were exported but are not shown here",
+                self.series_not_shown
+            )?;
+        }
         if self.stats.overflowed > 0 {
             writeln!(
                 f,

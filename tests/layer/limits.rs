@@ -86,3 +86,19 @@ fn live_series_count_is_exported() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_summary_keeps_a_bounded_number_of_series_and_says_how_many_it_left_out() {
+    let h = Harness::new(Tally::builder().manual().max_series_per_metric(5_000));
+    h.run(|| {
+        for user in 0..1_500u64 {
+            info!(monotonic_counter.logins = 1, user);
+        }
+    });
+    h.flush();
+    assert_eq!(h.capture.named("logins").len(), 1_500, "every series reaches the sinks");
+    let summary = h.guard.summary();
+    assert_eq!(summary.counters.len(), 1_000);
+    assert_eq!(summary.series_not_shown, 500);
+    assert!(summary.to_string().contains("500 more series were exported but are not shown"));
+}
