@@ -66,7 +66,13 @@ impl Flusher {
     pub(crate) fn close_interval(&mut self, start: SystemTime, complete: bool) {
         self.cells.extend(self.inbox.new_cells.try_iter());
         let epoch = self.shared.epoch();
-        let mut interval: HashMap<u64, (Arc<SeriesEntry>, Accumulator, bool)> = HashMap::new();
+        let length = self.shared.config.rollup_interval;
+        // Cells of one series (one per thread that wrote it) are grouped by sorting in place, not
+        // in a map built per interval: the flush then allocates nothing per series but the record
+        // it exports. The order barely changes between intervals, so the sort is cheap.
+        self.cells.sort_unstable_by_key(|cell| cell.entry.hash);
+        let mut records: Vec<MetricRecord> = Vec::new();
+        let mut open: Option<(Arc<SeriesEntry>, Accumulator, bool)> = None;
         self.cells.retain(|cell| {
             // A cell only the flusher still holds was dropped by its thread (which exited or
             // forgot a retired series): this drain is its last. The fence pairs with the release
@@ -76,21 +82,23 @@ impl Flusher {
                 fence(Ordering::Acquire);
             }
             let entry = &cell.entry;
-            let slot = interval
-                .entry(entry.hash)
-                .or_insert_with(|| (entry.clone(), Accumulator::new(entry.metric.kind()), false));
+            if open.as_ref().is_some_and(|(series, _, _)| series.hash != entry.hash) {
+                if let Some((series, acc, true)) = open.take() {
+                    records.push(record(series, start, length, acc));
+                }
+            }
+            let slot = open.get_or_insert_with(|| {
+                (entry.clone(), Accumulator::new(entry.metric.kind()), false)
+            });
             if cell.drain_into(&mut slot.1) {
                 slot.2 = true;
                 entry.last_active.store(epoch, Ordering::Relaxed);
             }
             !orphan
         });
-        let length = self.shared.config.rollup_interval;
-        let mut records: Vec<MetricRecord> = interval
-            .into_values()
-            .filter(|(_, _, has_data)| *has_data)
-            .map(|(series, acc, _)| record(series, start, length, acc))
-            .collect();
+        if let Some((series, acc, true)) = open {
+            records.push(record(series, start, length, acc));
+        }
         // A stable order (by name, then tags) makes exported batches easy to read and diff.
         records.sort_by(|a, b| (a.name(), a.tags()).cmp(&(b.name(), b.tags())));
         self.pending.extend(records);
