@@ -31,7 +31,8 @@ pub(crate) struct Cell {
 #[derive(Debug)]
 pub(crate) enum CellValue {
     Counter(CounterCell),
-    Gauge(GaugeCell),
+    /// Boxed, like the two rarer kinds below, so that a counter's cell stays small.
+    Gauge(Box<GaugeCell>),
     Distribution(Box<DistributionCell>),
     Set(Box<AtomicSet>),
 }
@@ -40,7 +41,7 @@ impl Cell {
     pub(crate) fn new(entry: Arc<SeriesEntry>) -> Self {
         let value = match entry.metric.kind() {
             MetricKind::Counter => CellValue::Counter(CounterCell::default()),
-            MetricKind::Gauge => CellValue::Gauge(GaugeCell::default()),
+            MetricKind::Gauge => CellValue::Gauge(Box::default()),
             MetricKind::Distribution => CellValue::Distribution(Box::default()),
             MetricKind::Set => CellValue::Set(Box::new(AtomicSet::new())),
         };

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::hash::{hash_str, mix};
 
 /// The kind of a metric, from its field prefix (see [`fields`](crate::fields)).
@@ -119,8 +121,9 @@ impl MetricDesc {
 pub(crate) struct SeriesEntry {
     pub(crate) hash: u64,
     pub(crate) metric: Arc<MetricDesc>,
-    /// Sorted by key, keys unique.
-    pub(crate) tags: Box<[Tag]>,
+    /// Sorted by key, keys unique. Inline for the usual one or two tags: a series is then two
+    /// allocations (this entry and its tag values), which is what bounds memory per series.
+    pub(crate) tags: SmallVec<[Tag; 2]>,
     pub(crate) is_overflow: bool,
     /// Set when the flusher evicted the series: threads stop writing to it.
     pub(crate) retired: AtomicBool,
@@ -140,7 +143,15 @@ impl SeriesEntry {
         SeriesEntry {
             hash,
             metric,
-            tags: tags.into_boxed_slice(),
+            tags: {
+                if tags.len() <= 2 {
+                    tags.into_iter().collect()
+                } else {
+                    // Kept for the series' life: no spare capacity on the heap.
+                    tags.shrink_to_fit();
+                    SmallVec::from_vec(tags)
+                }
+            },
             is_overflow,
             retired: AtomicBool::new(false),
             last_active: AtomicU64::new(epoch),

@@ -101,7 +101,12 @@ impl Flusher {
         }
         // A stable order (by name, then tags) makes exported batches easy to read and diff.
         records.sort_by(|a, b| (a.name(), a.tags()).cmp(&(b.name(), b.tags())));
-        self.pending.extend(records);
+        if self.pending.is_empty() {
+            // The usual case: no copy of a possibly large interval.
+            self.pending = records;
+        } else {
+            self.pending.extend(records);
+        }
         if complete {
             let idle = u64::from(self.shared.config.idle_intervals);
             let evicted = self.shared.registry.evict_idle(epoch.saturating_sub(idle));
