@@ -23,12 +23,12 @@ bin="$(ls -t "$target"/release/deps/instructions-* | grep -v '\.d$' | head -1)"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 count() {
-  valgrind --tool=callgrind --collect-atstart=no --toggle-collect='instructions::measured' \
+  valgrind --tool=callgrind --collect-atstart=no --toggle-collect='instructions::measured*' \
     --callgrind-out-file="$out/cg" "$bin" "$1" "$2" "$n" 2>&1 \
     | awk -v n="$n" '/Collected/ {gsub(",", "", $4); printf "%.0f", $4 / n}'
 }
 table="$out/table"
-printf '%-15s %10s %10s %10s %10s\n' workload registry tally added sentry >"$table"
+printf '%-15s %10s %10s %10s %10s %12s %12s\n' workload registry tally added sentry otel-metrics metrics-prom >"$table"
 for w in w1 histogram gauge w2 w3 w6 root_unsampled root_sampled trace3_sampled; do
   floor="$(count "$w" registry)"
   tally="$(count "$w" tally)"
@@ -36,7 +36,13 @@ for w in w1 histogram gauge w2 w3 w6 root_unsampled root_sampled trace3_sampled;
     w3 | root_* | trace3_*) sentry="$(count "$w" sentry)" ;;
     *) sentry="-" ;;
   esac
-  printf '%-15s %10s %10s %10s %10s\n' "$w" "$floor" "$tally" "$((tally - floor))" "$sentry" >>"$table"
+  otel=- prom=-
+  if [ "$w" = w1 ]; then
+    otel="$(count w1 otel-metrics)"
+    prom="$(count w1 metrics-prom)"
+  fi
+  printf '%-15s %10s %10s %10s %10s %12s %12s\n' "$w" "$floor" "$tally" "$((tally - floor))" "$sentry" \
+    "$otel" "$prom" >>"$table"
 done
 case "$mode" in
   print) cat "$table" ;;
@@ -57,7 +63,7 @@ def rows(path):
     out = {}
     for line in open(path):
         parts = line.split()
-        if len(parts) == 5 and not line.startswith("#") and parts[0] != "workload":
+        if len(parts) >= 5 and not line.startswith("#") and parts[0] != "workload":
             out[parts[0]] = int(parts[2])
     return out
 

@@ -7,12 +7,16 @@
 //!
 //! Usage: `instructions WORKLOAD MODE [N]`, WORKLOAD one of `w1`, `histogram`, `gauge`, `w2`,
 //! `w3`, `w6`, `root_unsampled`, `root_sampled`, `trace3_sampled`; MODE `registry` (the tracing
-//! floor), `tally`, or `sentry` (sentry-tracing's span and error layers, default integrations,
-//! a transport that discards: the peer).
+//! floor), `tally`, `sentry` (sentry-tracing's span and error layers, default integrations,
+//! a transport that discards: the peer), or, for `w1`, `otel-metrics` (tracing-opentelemetry's
+//! `MetricsLayer`) and `metrics-prom` (`metrics`' `counter!` into the Prometheus recorder), set
+//! up as in `setup/mod.rs`.
 
 // A command-line program: it reports usage errors on stderr.
 #![allow(clippy::print_stderr)]
 
+#[path = "setup/mod.rs"]
+mod setup;
 #[path = "../../support/mod.rs"]
 mod support;
 
@@ -69,6 +73,23 @@ fn warm(workload: &str, n: u64, error: &std::io::Error) {
     }
 }
 
+/// [`warm`] for a peer that is not a tracing subscriber.
+#[inline(never)]
+fn warm_with(n: u64, op: impl Fn()) {
+    for i in 0..n {
+        black_box(i);
+        op();
+    }
+}
+
+/// [`measured`] for a peer that is not a tracing subscriber (same symbol prefix for callgrind).
+#[inline(never)]
+fn measured_with(n: u64, op: impl Fn()) {
+    for _ in 0..n {
+        op();
+    }
+}
+
 #[inline(never)]
 fn measured(workload: &str, n: u64, error: &std::io::Error) {
     for _ in 0..n {
@@ -117,6 +138,28 @@ fn main() -> ExitCode {
         measured(workload, n, &error);
     };
     match mode.as_str() {
+        "otel-metrics" | "metrics-prom" if workload == "w1" => {
+            let Some(installed) = setup::Installed::new(mode) else {
+                eprintln!("cannot set up {mode}");
+                return ExitCode::FAILURE;
+            };
+            match &installed.pipeline {
+                setup::Pipeline::Tracing(dispatch) => {
+                    tracing::dispatcher::with_default(dispatch, run)
+                }
+                setup::Pipeline::Prometheus { recorder, .. } => {
+                    metrics::with_local_recorder(recorder, || {
+                        let counter = || {
+                            metrics::counter!("requests", "route" => "/api/users", "status" => "200")
+                                .increment(1);
+                        };
+                        warm_with(1000, counter);
+                        measured_with(n, counter);
+                    });
+                }
+                _ => {}
+            }
+        }
         "registry" => tracing::subscriber::with_default(tracing_subscriber::registry(), run),
         "sentry" => {
             let options = sentry::ClientOptions::new()
