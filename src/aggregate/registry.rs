@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::hash::{hash_str, hash_value_text, series_hash, tag_hash, BuildPassThrough};
 use super::series::{MetricDesc, SeriesEntry};
-use super::series::{MetricKind, Tag};
+use super::series::{MetricKind, SeriesTags, Tag};
 
 const SHARDS: usize = 64;
 
@@ -90,7 +90,7 @@ impl Registry {
         hash: u64,
         metric: &Arc<MetricDesc>,
         epoch: u64,
-        tags: impl FnOnce() -> Vec<Tag>,
+        tags: impl FnOnce() -> SeriesTags,
     ) -> Resolution {
         if let Some(entry) = self.shard(hash).get(&hash) {
             return Resolution::Admitted(entry.clone());
@@ -137,7 +137,7 @@ impl Registry {
         if let Some(entry) = shard.get(&hash) {
             return entry.clone();
         }
-        let tags = vec![Tag::new(OVERFLOW_TAG.0, OVERFLOW_TAG.1)];
+        let tags = SeriesTags::from_iter([Tag::new(OVERFLOW_TAG.0, OVERFLOW_TAG.1)]);
         let entry = Arc::new(SeriesEntry::new(hash, metric.clone(), tags, true, epoch));
         shard.insert(hash, entry.clone());
         entry
@@ -189,10 +189,10 @@ mod tests {
     fn admits_up_to_the_per_metric_limit_then_overflows() {
         let r = registry(2, 100);
         let m = r.metric("requests", MetricKind::Counter, true, None);
-        assert!(matches!(r.resolve(1, &m, 0, Vec::new), Resolution::Admitted(_)));
-        assert!(matches!(r.resolve(2, &m, 0, Vec::new), Resolution::Admitted(_)));
-        assert!(matches!(r.resolve(1, &m, 0, Vec::new), Resolution::Admitted(_)));
-        let Resolution::Overflow(entry) = r.resolve(3, &m, 0, Vec::new) else { panic!() };
+        assert!(matches!(r.resolve(1, &m, 0, SeriesTags::new), Resolution::Admitted(_)));
+        assert!(matches!(r.resolve(2, &m, 0, SeriesTags::new), Resolution::Admitted(_)));
+        assert!(matches!(r.resolve(1, &m, 0, SeriesTags::new), Resolution::Admitted(_)));
+        let Resolution::Overflow(entry) = r.resolve(3, &m, 0, SeriesTags::new) else { panic!() };
         assert!(entry.is_overflow);
         assert_eq!(entry.tags[0].key(), "overflow");
         assert_eq!(r.live(), 2);
@@ -204,21 +204,21 @@ mod tests {
         let a = r.metric("a", MetricKind::Counter, false, None);
         let b = r.metric("b", MetricKind::Gauge, false, None);
         for h in 0..2 {
-            assert!(matches!(r.resolve(h, &a, 0, Vec::new), Resolution::Admitted(_)));
+            assert!(matches!(r.resolve(h, &a, 0, SeriesTags::new), Resolution::Admitted(_)));
         }
-        assert!(matches!(r.resolve(10, &b, 0, Vec::new), Resolution::Admitted(_)));
-        assert!(matches!(r.resolve(11, &b, 0, Vec::new), Resolution::Overflow(_)));
+        assert!(matches!(r.resolve(10, &b, 0, SeriesTags::new), Resolution::Admitted(_)));
+        assert!(matches!(r.resolve(11, &b, 0, SeriesTags::new), Resolution::Overflow(_)));
     }
 
     #[test]
     fn eviction_frees_room_and_retires_entries() {
         let r = registry(1, 10);
         let m = r.metric("m", MetricKind::Counter, false, None);
-        let Resolution::Admitted(old) = r.resolve(1, &m, 0, Vec::new) else { panic!() };
-        assert!(matches!(r.resolve(2, &m, 0, Vec::new), Resolution::Overflow(_)));
+        let Resolution::Admitted(old) = r.resolve(1, &m, 0, SeriesTags::new) else { panic!() };
+        assert!(matches!(r.resolve(2, &m, 0, SeriesTags::new), Resolution::Overflow(_)));
         assert_eq!(r.evict_idle(1), 2); // the series and the overflow series
         assert!(old.is_retired());
-        assert!(matches!(r.resolve(2, &m, 1, Vec::new), Resolution::Admitted(_)));
+        assert!(matches!(r.resolve(2, &m, 1, SeriesTags::new), Resolution::Admitted(_)));
     }
 
     #[test]

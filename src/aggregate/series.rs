@@ -116,6 +116,9 @@ impl MetricDesc {
     }
 }
 
+/// A series' tags: inline for the usual one or two.
+pub(crate) type SeriesTags = SmallVec<[Tag; 2]>;
+
 /// One series: a metric and a set of tags, registered once per process.
 #[derive(Debug)]
 pub(crate) struct SeriesEntry {
@@ -123,7 +126,7 @@ pub(crate) struct SeriesEntry {
     pub(crate) metric: Arc<MetricDesc>,
     /// Sorted by key, keys unique. Inline for the usual one or two tags: a series is then two
     /// allocations (this entry and its tag values), which is what bounds memory per series.
-    pub(crate) tags: SmallVec<[Tag; 2]>,
+    pub(crate) tags: SeriesTags,
     pub(crate) is_overflow: bool,
     /// Set when the flusher evicted the series: threads stop writing to it.
     pub(crate) retired: AtomicBool,
@@ -135,7 +138,7 @@ impl SeriesEntry {
     pub(crate) fn new(
         hash: u64,
         metric: Arc<MetricDesc>,
-        mut tags: Vec<Tag>,
+        mut tags: SeriesTags,
         is_overflow: bool,
         epoch: u64,
     ) -> Self {
@@ -144,13 +147,9 @@ impl SeriesEntry {
             hash,
             metric,
             tags: {
-                if tags.len() <= 2 {
-                    tags.into_iter().collect()
-                } else {
-                    // Kept for the series' life: no spare capacity on the heap.
-                    tags.shrink_to_fit();
-                    SmallVec::from_vec(tags)
-                }
+                // Kept for the series' life: no spare capacity when the tags spill to the heap.
+                tags.shrink_to_fit();
+                tags
             },
             is_overflow,
             retired: AtomicBool::new(false),

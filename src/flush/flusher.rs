@@ -9,7 +9,7 @@ use super::sinks::SinkHandle;
 use super::ticket::FlushTicket;
 use crate::aggregate::cell::{Accumulator, Cell};
 use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
-use crate::aggregate::series::SeriesEntry;
+use crate::aggregate::series::{SeriesEntry, SeriesTags};
 use crate::batch::{
     Batch, CounterValue, DistributionValue, GaugeValue, MetricKind, MetricRecord, MetricValue,
     SessionStatus, SessionUpdate, SetValue, Tag,
@@ -223,7 +223,7 @@ impl SelfMetrics {
             .entry((name, reason))
             .or_insert_with(|| {
                 let metric = shared.registry.metric(name, kind, kind == MetricKind::Counter, unit);
-                let tags: Vec<Tag> = reason.map(|r| Tag::new("reason", r)).into_iter().collect();
+                let tags: SeriesTags = reason.map(|r| Tag::new("reason", r)).into_iter().collect();
                 let tags_hash = reason
                     .map_or(0, |r| tag_hash(hash_str("reason"), hash_value_text(r.as_bytes())));
                 let hash = series_hash(metric.hash, tags_hash);

@@ -15,8 +15,8 @@ use super::plan::{callsite_key, Plan, Plans};
 use crate::aggregate::cell::Cell as SeriesCell;
 use crate::aggregate::hash::BuildPassThrough;
 use crate::aggregate::registry::Resolution;
-use crate::aggregate::series::MetricDesc;
-use crate::batch::Tag;
+use crate::aggregate::series::{MetricDesc, SeriesTags};
+
 use crate::pipeline::{Shared, CLOSED};
 use crate::stats::DropReason;
 
@@ -99,7 +99,7 @@ impl Series {
         epoch: u64,
         hash: u64,
         metric: &Arc<MetricDesc>,
-        tags: impl FnOnce() -> Vec<Tag>,
+        tags: impl FnOnce() -> SeriesTags,
         f: impl FnOnce(&SeriesCell) -> R,
     ) -> R {
         if let Some(cell) = self.cells.get(&hash) {
@@ -119,7 +119,7 @@ impl Series {
         epoch: u64,
         hash: u64,
         metric: &Arc<MetricDesc>,
-        tags: impl FnOnce() -> Vec<Tag>,
+        tags: impl FnOnce() -> SeriesTags,
     ) -> Arc<SeriesCell> {
         self.cells.remove(&hash);
         let entry = match shared.registry.resolve(hash, metric, epoch, tags) {

@@ -11,7 +11,7 @@ use super::local::Series;
 use super::plan::Plans;
 use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
-use crate::aggregate::series::{MetricDesc, MetricKind, SeriesEntry, Tag};
+use crate::aggregate::series::{MetricDesc, MetricKind, SeriesEntry, SeriesTags, Tag};
 use crate::batch::session_counter::{MODE_TAG, SESSIONS_METRIC, STATUS_TAG};
 use crate::pipeline::Shared;
 
@@ -31,10 +31,10 @@ impl SessionMode {
     }
 }
 
-fn tags(mode: SessionMode, status: &str) -> (u64, Vec<Tag>) {
+fn tags(mode: SessionMode, status: &str) -> (u64, SeriesTags) {
     let hash = tag_hash(hash_str(MODE_TAG), hash_value_text(mode.as_str().as_bytes()))
         .wrapping_add(tag_hash(hash_str(STATUS_TAG), hash_value_text(status.as_bytes())));
-    (hash, vec![Tag::new(MODE_TAG, mode.as_str()), Tag::new(STATUS_TAG, status)])
+    (hash, SeriesTags::from_iter([Tag::new(MODE_TAG, mode.as_str()), Tag::new(STATUS_TAG, status)]))
 }
 
 /// The series of the session counter with this mode and status (outside the series limits).

@@ -20,7 +20,7 @@ use super::span_data::{BusyIdle, SpanData, SpanMeta, SpanTag};
 use super::trace;
 use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_value_text, series_hash, tag_hash};
-use crate::aggregate::series::MetricDesc;
+use crate::aggregate::series::{MetricDesc, SeriesTags};
 use crate::batch::{FieldValue, Tag};
 use crate::fields::truncate_tag_value;
 use crate::pipeline::clock;
@@ -312,8 +312,8 @@ fn record_ms(
 }
 
 /// The owned tags of a span metric: `span:<name>` and the configured span tags.
-fn span_tags(plans: &Plans, name: &'static str, data: &SpanData) -> Vec<Tag> {
-    let mut tags = Vec::with_capacity(1 + data.tags.len());
+fn span_tags(plans: &Plans, name: &'static str, data: &SpanData) -> SeriesTags {
+    let mut tags = SeriesTags::new();
     tags.push(Tag::new(SPAN_TAG, name));
     for tag in &data.tags {
         if let Some(key) = plans.span_tag_keys.get(usize::from(tag.index)) {
@@ -332,7 +332,7 @@ pub(crate) fn inherited_tags<S>(
     shadowed: u64,
     event: &tracing_core::Event<'_>,
     ctx: &Context<'_, S>,
-    mut owned: Option<&mut Vec<Tag>>,
+    mut owned: Option<&mut SeriesTags>,
 ) -> u64
 where
     S: Subscriber + for<'a> LookupSpan<'a>,

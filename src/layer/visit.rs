@@ -14,7 +14,7 @@ use super::guard;
 use super::plan::{EventPlan, FieldRole, TagKey};
 use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_bytes, hash_integer, hash_unsigned, hash_value_text, tag_hash};
-use crate::aggregate::series::MetricDesc;
+use crate::aggregate::series::{MetricDesc, SeriesTags};
 use crate::batch::{MetricKind, Tag};
 use crate::fields::{truncate_tag_value, MAX_TAG_VALUE_LEN};
 use crate::stats::{Counters, DropReason};
@@ -255,13 +255,13 @@ impl Visit for MetricVisitor<'_> {
 /// Collects an event's tags as owned values (first sight of a series only).
 pub(crate) struct TagCollector<'a> {
     plan: &'a EventPlan,
-    pub(crate) tags: Vec<Tag>,
+    pub(crate) tags: SeriesTags,
     pub(crate) truncated: bool,
 }
 
 impl<'a> TagCollector<'a> {
     pub(crate) fn new(plan: &'a EventPlan) -> Self {
-        TagCollector { plan, tags: Vec::new(), truncated: false }
+        TagCollector { plan, tags: SeriesTags::new(), truncated: false }
     }
 
     fn push(&mut self, field: &Field, value: &str) {
