@@ -20,6 +20,9 @@ const MAX_ERROR_GROUPS: usize = 100;
 /// Distinct series kept (at most the pipeline's own series limit): a summary is for people to
 /// read, and its totals must not cost memory in proportion to a high-cardinality metric's series.
 pub(crate) const MAX_SUMMARY_SERIES: usize = 1_000;
+/// Distinct series kept per metric, so that one high-cardinality metric cannot crowd the others
+/// out of the tables.
+pub(crate) const MAX_SUMMARY_SERIES_PER_METRIC: usize = 100;
 
 enum Total {
     Counter(f64),
@@ -34,6 +37,8 @@ pub(crate) struct Totals {
     /// Hashes of series left out because `series` was full, up to [`MAX_SUMMARY_SERIES`]: how
     /// many distinct series the tables do not show, saturating there.
     not_shown: std::collections::HashSet<u64>,
+    /// Series kept per metric name.
+    per_metric: HashMap<String, usize>,
     errors: BTreeMap<(String, String), u64>,
     other_errors: u64,
     series_limit: usize,
@@ -46,6 +51,7 @@ impl Totals {
         Totals {
             series: HashMap::new(),
             not_shown: std::collections::HashSet::new(),
+            per_metric: HashMap::new(),
             errors: BTreeMap::new(),
             other_errors: 0,
             series_limit: series_limit.min(MAX_SUMMARY_SERIES),
@@ -59,7 +65,9 @@ impl Totals {
             if record.name().starts_with(SELF_PREFIX) {
                 continue;
             }
-            let full = self.series.len() >= self.series_limit;
+            let full = self.series.len() >= self.series_limit
+                || self.per_metric.get(record.name()).copied().unwrap_or(0)
+                    >= MAX_SUMMARY_SERIES_PER_METRIC;
             let slot = match self.series.get_mut(&record.series_hash()) {
                 Some((_, total)) => total,
                 None if full => {
@@ -69,6 +77,12 @@ impl Totals {
                     continue;
                 }
                 None => {
+                    match self.per_metric.get_mut(record.name()) {
+                        Some(kept) => *kept += 1,
+                        None => {
+                            self.per_metric.insert(record.name().to_owned(), 1);
+                        }
+                    }
                     let total = match record.value() {
                         MetricValue::Counter(_) => Total::Counter(0.0),
                         MetricValue::Gauge(g) => {
@@ -229,9 +243,10 @@ pub struct Summary {
     pub sets: Vec<SetRow>,
     /// Errors grouped by target and message, most frequent first.
     pub errors: Vec<ErrorRow>,
-    /// Distinct series left out of the tables: the summary keeps the first 1,000 series it sees
-    /// (fewer if the pipeline's series limit is lower). Counted up to 1,000, so a figure of 1,000
-    /// means "at least 1,000". Every series still reaches the sinks.
+    /// Distinct series left out of the tables: the summary keeps the first 100 series it sees of
+    /// each metric and 1,000 in all (fewer if the pipeline's series limit is lower). Counted up
+    /// to 1,000, so a figure of 1,000 means "at least 1,000". Every series still reaches the
+    /// sinks.
     pub series_not_shown: u64,
     /// The pipeline's self-telemetry.
     pub stats: Stats,
