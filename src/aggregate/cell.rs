@@ -119,6 +119,19 @@ fn from_order_key(key: u64) -> f64 {
     }
 }
 
+/// Lowers `min` and raises `max` to `key` where it extends them. Most values do neither: a plain
+/// load first spares them the locked read-modify-write. (A value recorded while the flusher
+/// resets the extremes may count toward the neighbouring interval's extremes, as it could before.)
+#[inline]
+fn update_extremes(min: &AtomicU64, max: &AtomicU64, key: u64) {
+    if key < min.load(Ordering::Relaxed) {
+        min.fetch_min(key, Ordering::Relaxed);
+    }
+    if key > max.load(Ordering::Relaxed) {
+        max.fetch_max(key, Ordering::Relaxed);
+    }
+}
+
 const MIN_EMPTY: u64 = u64::MAX;
 const MAX_EMPTY: u64 = 0;
 
@@ -212,9 +225,7 @@ impl GaugeCell {
         let sequence = GAUGE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
         self.last.store(value.to_bits(), Ordering::Relaxed);
         self.sequence.store(sequence, Ordering::Relaxed);
-        let key = order_key(value);
-        self.min.fetch_min(key, Ordering::Relaxed);
-        self.max.fetch_max(key, Ordering::Relaxed);
+        update_extremes(&self.min, &self.max, order_key(value));
         add_f64(&self.sum, value);
         // Release: a drain that sees this count also sees the writes above.
         self.count.fetch_add(1, Ordering::Release);
@@ -281,9 +292,7 @@ impl DistributionCell {
             self.unbucketed.fetch_add(1, Ordering::Relaxed);
         }
         add_f64(&self.sum, value);
-        let key = order_key(value);
-        self.min.fetch_min(key, Ordering::Relaxed);
-        self.max.fetch_max(key, Ordering::Relaxed);
+        update_extremes(&self.min, &self.max, order_key(value));
     }
 
     fn drain_into(&self, acc: &mut DistributionAcc) -> bool {

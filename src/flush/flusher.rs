@@ -178,8 +178,10 @@ fn record(
         }
         Accumulator::Gauge(g) => MetricValue::Gauge(GaugeValue {
             last: g.last,
-            min: g.min,
-            max: g.max,
+            // A value set while the flusher resets the extremes can leave an interval with a
+            // count but no extremes of its own: its last value stands in for them.
+            min: if g.min.is_finite() { g.min } else { g.last },
+            max: if g.max.is_finite() { g.max } else { g.last },
             sum: g.sum,
             count: g.count,
         }),
