@@ -30,6 +30,8 @@ pub(crate) enum Observation {
 /// A raw metric value, before it is checked against its metric's kind.
 #[derive(Clone, Copy)]
 enum Raw<'a> {
+    /// The common case, kept apart so that it needs no 128-bit arithmetic.
+    U64(u64),
     Int(i128),
     U128(u128),
     F64(f64),
@@ -57,12 +59,18 @@ fn observe(metric: &MetricDesc, raw: Raw<'_>) -> Result<Observation, DropReason>
     if metric.kind() == MetricKind::Set {
         return match raw {
             Raw::Text(text) => Ok(Observation::Member(hash_value_text(text.as_bytes()))),
+            Raw::U64(v) => Ok(Observation::Member(hash_integer(v.into()))),
             Raw::Int(v) => Ok(Observation::Member(hash_integer(v))),
             Raw::U128(v) => Ok(Observation::Member(hash_unsigned(v))),
             Raw::F64(_) | Raw::Invalid => Err(DropReason::InvalidType),
         };
     }
     let number = match raw {
+        // Never negative: no monotonic check to make.
+        Raw::U64(v) if u128::from(v) <= EXACT_INTEGER_LIMIT => {
+            return Ok(Observation::Number(Number::Int(v as i64)));
+        }
+        Raw::U64(v) => return Ok(Observation::Number(Number::Float(v as f64))),
         Raw::Int(v) => integer(v),
         Raw::U128(v) => i128::try_from(v).map_or(Number::Float(v as f64), integer),
         Raw::F64(v) if !v.is_finite() => return Err(DropReason::NonFinite),
@@ -129,24 +137,10 @@ impl<'a> MetricVisitor<'a> {
         }
     }
 
-    /// The common case of a metric value, `u64`, without 128-bit arithmetic: a value in
-    /// `0..=2^32` of a numeric metric is always valid and exact (the same rules as [`observe`]).
     #[inline]
     fn unsigned(&mut self, field: &Field, value: u64) {
         match self.role(field) {
-            Some(FieldRole::Metric(i)) => {
-                let small = u128::from(value) <= EXACT_INTEGER_LIMIT;
-                let numeric = self
-                    .plan
-                    .metrics
-                    .get(usize::from(*i))
-                    .is_some_and(|m| m.kind() != MetricKind::Set);
-                if small && numeric {
-                    self.observations.push((*i, Observation::Number(Number::Int(value as i64))));
-                } else {
-                    self.metric(*i, Raw::Int(value.into()));
-                }
-            }
+            Some(FieldRole::Metric(i)) => self.metric(*i, Raw::U64(value)),
             Some(FieldRole::Tag(key)) => self.tag(key, hash_integer(value.into())),
             _ => {}
         }
@@ -445,6 +439,11 @@ mod tests {
             Ok(Observation::Number(Number::Float(_)))
         ));
         assert!(matches!(observe(&gauge, Raw::Int(-1)), Ok(Observation::Number(Number::Int(-1)))));
+        assert!(matches!(observe(&counter, Raw::U64(7)), Ok(Observation::Number(Number::Int(7)))));
+        assert!(matches!(
+            observe(&counter, Raw::U64(u64::MAX)),
+            Ok(Observation::Number(Number::Float(_)))
+        ));
         assert!(matches!(observe(&set, Raw::F64(1.0)), Err(DropReason::InvalidType)));
         let (Ok(Observation::Member(a)), Ok(Observation::Member(b))) =
             (observe(&set, Raw::Int(5)), observe(&set, Raw::Text("5")))

@@ -1,6 +1,6 @@
 //! The human-readable summary: totals since the pipeline started, as tables.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -19,10 +19,10 @@ const SELF_PREFIX: &str = "tally.";
 const MAX_ERROR_GROUPS: usize = 100;
 /// Distinct series kept (at most the pipeline's own series limit): a summary is for people to
 /// read, and its totals must not cost memory in proportion to a high-cardinality metric's series.
-pub(crate) const MAX_SUMMARY_SERIES: usize = 1_000;
+const MAX_SUMMARY_SERIES: usize = 1_000;
 /// Distinct series kept per metric, so that one high-cardinality metric cannot crowd the others
 /// out of the tables.
-pub(crate) const MAX_SUMMARY_SERIES_PER_METRIC: usize = 100;
+const MAX_SUMMARY_SERIES_PER_METRIC: usize = 100;
 
 enum Total {
     Counter(f64),
@@ -36,7 +36,7 @@ pub(crate) struct Totals {
     series: HashMap<u64, (Arc<SeriesEntry>, Total)>,
     /// Hashes of series left out because `series` was full, up to [`MAX_SUMMARY_SERIES`]: how
     /// many distinct series the tables do not show, saturating there.
-    not_shown: std::collections::HashSet<u64>,
+    not_shown: HashSet<u64>,
     /// Series kept per metric name.
     per_metric: HashMap<String, usize>,
     errors: BTreeMap<(String, String), u64>,
@@ -50,7 +50,7 @@ impl Totals {
     pub(crate) fn new(series_limit: usize, span_metric: &str) -> Self {
         Totals {
             series: HashMap::new(),
-            not_shown: std::collections::HashSet::new(),
+            not_shown: HashSet::new(),
             per_metric: HashMap::new(),
             errors: BTreeMap::new(),
             other_errors: 0,
