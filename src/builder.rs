@@ -722,7 +722,7 @@ impl Builder {
             let (value, _) = fields::truncate_tag_value(&value);
             // A later tag with the same key replaces an earlier one.
             global_tags.retain(|t| t.key() != key);
-            global_tags.push(Tag::new(&*key, value));
+            global_tags.push(Tag::new(&key, value));
         }
         global_tags.sort_by(|a, b| a.key().cmp(b.key()));
         let error_level = level_of(self.error_level);

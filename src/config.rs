@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tracing_core::{Level, LevelFilter, Metadata};
 
-use crate::aggregate::series::Tag;
+use crate::aggregate::tag::Tag;
 
 /// Default length of a roll-up interval: metrics are aggregated per interval.
 pub const DEFAULT_ROLLUP_INTERVAL: Duration = Duration::from_secs(10);

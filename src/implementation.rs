@@ -14,9 +14,11 @@
 //! 3. **Visit.** The visitor validates metric values and adds one hash per tag to a running sum.
 //!    Tag values are hashed as the text they will be exported as (integers are formatted on
 //!    the stack), and the sum is order-independent, so field order never makes a new series.
-//! 4. **Cell.** The series hash finds this thread's cell in a thread-local map. The cell is
-//!    updated with atomic read-modify-write operations on a cache line only this thread writes:
-//!    `fetch_add` for counters, `fetch_min`/`fetch_max` and a CAS loop for float sums.
+//! 4. **Cell.** The series hash finds this thread's cell in a thread-local set. The cell is
+//!    written on a cache line only this thread writes: integer counters keep a running sum with
+//!    a plain load and store (one writer), other values use uncontended atomic read-modify-write
+//!    operations (`fetch_min`/`fetch_max` only when a value extends the extremes, a CAS loop for
+//!    float sums).
 //!
 //! # Draining without locks
 //!
@@ -25,10 +27,17 @@
 //! whatever the interleaving. Distribution sketches are arrays of atomic counters drained the
 //! same way; sets are small atomic hash tables plus HyperLogLog registers (`fetch_max`).
 //!
-//! A thread finds the cells it created in its own map; the flusher learns about new cells from
-//! a channel and keeps a list of all of them. When a thread exits, its map drops its references;
-//! the flusher notices that it holds the last one, drains the cell a final time (after an
-//! acquire fence that pairs with the thread's release) and forgets it.
+//! The thread that admits a series writes the *home cell* inside the series' registry entry; a
+//! series is then one allocation of 152 bytes (its one or two tags, values up to 22 bytes
+//! inline, included). Every other thread that writes the series gets a cell of its own, which
+//! it announces to the flusher through a channel. At each interval the flusher copies the
+//! registry's entries out (a pointer each, shard by shard), sorts them and its list of other
+//! cells by series hash, and walks both, merging the cells of each series into one record.
+//!
+//! When a thread exits, or forgets a retired series, it drops its references; the flusher
+//! notices that it holds the last one, drains the cell a final time (after an acquire fence
+//! that pairs with the thread's release) and forgets it. An evicted series' home cell is kept
+//! and drained the same way until no thread holds the series.
 //!
 //! # Cardinality and memory
 //!
@@ -37,7 +46,7 @@
 //! routes the value to the metric's overflow series. Series idle for a number of intervals are
 //! evicted: marked retired (threads notice on their next update and drop their cell) and
 //! removed, which frees their place under the limits. Threads sweep retired cells out of their
-//! maps whenever the roll-up epoch changes.
+//! sets whenever the roll-up epoch changes.
 //!
 //! # Time
 //!

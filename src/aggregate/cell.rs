@@ -1,7 +1,8 @@
 //! Per-thread cells: where the hot path writes.
 //!
-//! Each thread that records a series gets its own [`Cell`] for it, so no cache line is written by
-//! two application threads. The owning thread updates the cell with uncontended atomic
+//! Each thread that records a series gets a cell of its own for it, so no cache line is written
+//! by two application threads: the thread that admitted the series writes the home cell inside
+//! the series' entry, every other thread a [`Cell`] of its own ([`CellRef`] is either). The owning thread updates the cell with uncontended atomic
 //! read-modify-write operations; the flusher takes each value with an atomic `swap`, so every
 //! update lands in exactly one interval and nothing is counted twice or lost. No lock is taken.
 //!
@@ -20,42 +21,122 @@ use super::sketch::{AtomicSketch, Sketch};
 /// Orders gauge writes across threads, so "last" means last.
 static GAUGE_SEQUENCE: AtomicU64 = AtomicU64::new(1);
 
-/// One thread's state for one series: written by that thread only, drained by the flusher only.
+/// A thread's cell for a series that another thread admitted: written by that thread only,
+/// drained by the flusher only. (The admitting thread writes the series' home cell, inside its
+/// [`SeriesEntry`].)
 #[derive(Debug)]
 pub(crate) struct Cell {
     pub(crate) entry: Arc<SeriesEntry>,
     pub(crate) value: CellValue,
 }
 
+impl Cell {
+    pub(crate) fn new(entry: Arc<SeriesEntry>) -> Self {
+        Cell { value: CellValue::new(entry.metric.kind()), entry }
+    }
+}
+
+/// A thread's handle on the cell it writes for one series: the series' home cell when this
+/// thread admitted the series, a cell of its own otherwise.
+#[derive(Debug, Clone)]
+pub(crate) struct CellRef {
+    entry: Arc<SeriesEntry>,
+    own: Option<Arc<Cell>>,
+}
+
+impl CellRef {
+    /// The home cell of `entry` (only for the thread that admitted the series).
+    pub(crate) fn home(entry: Arc<SeriesEntry>) -> Self {
+        CellRef { entry, own: None }
+    }
+
+    /// A cell of this thread's own.
+    pub(crate) fn own(cell: Arc<Cell>) -> Self {
+        CellRef { entry: cell.entry.clone(), own: Some(cell) }
+    }
+
+    #[inline]
+    pub(crate) fn entry(&self) -> &SeriesEntry {
+        &self.entry
+    }
+
+    #[inline]
+    fn value(&self) -> &CellValue {
+        match &self.own {
+            Some(cell) => &cell.value,
+            None => &self.entry.home,
+        }
+    }
+
+    /// Records a numeric observation. Sets take members through [`CellRef::insert_member`].
+    #[inline]
+    pub(crate) fn record(&self, number: Number) {
+        self.value().record(number);
+    }
+
+    /// Adds a set member (the hash of its text).
+    #[inline]
+    pub(crate) fn insert_member(&self, member: u64) {
+        self.value().insert_member(member);
+    }
+}
+
+/// Thread-local tables hold cells in a set keyed by their series hash: one slot per series, no
+/// copy of the hash beside the pointer.
+impl std::borrow::Borrow<u64> for CellRef {
+    fn borrow(&self) -> &u64 {
+        &self.entry().hash
+    }
+}
+
+impl PartialEq for CellRef {
+    fn eq(&self, other: &CellRef) -> bool {
+        self.entry().hash == other.entry().hash
+    }
+}
+
+impl Eq for CellRef {}
+
+impl std::hash::Hash for CellRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `u64` hashes itself, so that lookups by hash (through `Borrow`) find it.
+        state.write_u64(self.entry().hash);
+    }
+}
+
 /// The value a cell accumulates, by metric kind.
 #[derive(Debug)]
 pub(crate) enum CellValue {
-    Counter(CounterCell),
-    /// Boxed, like the two rarer kinds below, so that a counter's cell stays small.
+    /// The flag sits beside the sums rather than inside them, in the word of the enum's tag:
+    /// a counter's value, the most common, stays at 32 bytes.
+    Counter(Touched, CounterCell),
+    /// Boxed, like the two rarer kinds below, so that a counter's value stays small.
     Gauge(Box<GaugeCell>),
     Distribution(Box<DistributionCell>),
     Set(Box<AtomicSet>),
 }
 
-impl Cell {
-    pub(crate) fn new(entry: Arc<SeriesEntry>) -> Self {
-        let value = match entry.metric.kind() {
-            MetricKind::Counter => CellValue::Counter(CounterCell::default()),
+impl CellValue {
+    pub(crate) fn new(kind: MetricKind) -> Self {
+        match kind {
+            MetricKind::Counter => CellValue::Counter(Touched::default(), CounterCell::default()),
             MetricKind::Gauge => CellValue::Gauge(Box::default()),
             MetricKind::Distribution => CellValue::Distribution(Box::default()),
             MetricKind::Set => CellValue::Set(Box::new(AtomicSet::new())),
-        };
-        Cell { entry, value }
+        }
     }
 
-    /// Records a numeric observation. Sets take members through [`Cell::insert_member`].
+    /// Records a numeric observation. Sets take members through [`CellValue::insert_member`].
     #[inline]
-    pub(crate) fn record(&self, number: Number) {
-        match &self.value {
-            CellValue::Counter(c) => match number {
-                Number::Int(v) => c.add_integer(v),
-                Number::Float(v) => c.add_float(v),
-            },
+    fn record(&self, number: Number) {
+        match self {
+            CellValue::Counter(touched, c) => {
+                match number {
+                    Number::Int(v) => c.add_integer(v),
+                    Number::Float(v) => c.add_float(v),
+                }
+                touched.set();
+            }
             CellValue::Gauge(g) => g.set(number.as_f64()),
             CellValue::Distribution(d) => d.record(number.as_f64()),
             CellValue::Set(_) => {}
@@ -64,21 +145,41 @@ impl Cell {
 
     /// Adds a set member (the hash of its text).
     #[inline]
-    pub(crate) fn insert_member(&self, member: u64) {
-        if let CellValue::Set(s) = &self.value {
+    fn insert_member(&self, member: u64) {
+        if let CellValue::Set(s) = self {
             s.insert(member);
         }
     }
 
     /// Moves the cell's values into `into`; returns whether there were any.
     pub(crate) fn drain_into(&self, into: &mut Accumulator) -> bool {
-        match (&self.value, into) {
-            (CellValue::Counter(c), Accumulator::Counter(acc)) => c.drain_into(acc),
+        match (self, into) {
+            (CellValue::Counter(touched, c), Accumulator::Counter(acc)) => {
+                // Taken first: an update that lands after this is drained next time.
+                let touched = touched.take();
+                c.drain_into(acc) || touched
+            }
             (CellValue::Gauge(g), Accumulator::Gauge(acc)) => g.drain_into(acc),
             (CellValue::Distribution(d), Accumulator::Distribution(acc)) => d.drain_into(acc),
             (CellValue::Set(s), Accumulator::Set(acc)) => s.drain_into(acc),
             _ => false,
         }
+    }
+}
+
+/// Set on every update of a counter, so an interval whose increments summed to zero still
+/// reports.
+#[derive(Debug, Default)]
+pub(crate) struct Touched(AtomicBool);
+
+impl Touched {
+    #[inline]
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -163,8 +264,6 @@ pub(crate) struct CounterCell {
     integer_drained: AtomicU64,
     /// Sum of float increments, as f64 bits.
     float: AtomicU64,
-    /// Set on every update, so an interval whose increments summed to zero still reports.
-    touched: AtomicBool,
 }
 
 impl CounterCell {
@@ -174,23 +273,21 @@ impl CounterCell {
     fn add_integer(&self, value: i64) {
         let sum = self.integer.load(Ordering::Relaxed);
         self.integer.store(sum.wrapping_add(value as u64), Ordering::Relaxed);
-        self.touched.store(true, Ordering::Relaxed);
     }
 
     #[inline]
     fn add_float(&self, value: f64) {
         add_f64(&self.float, value);
-        self.touched.store(true, Ordering::Relaxed);
     }
 
+    /// Returns whether the sums changed (see [`Touched`] for updates that summed to zero).
     fn drain_into(&self, acc: &mut CounterAcc) -> bool {
-        let touched = self.touched.swap(false, Ordering::Relaxed);
         let sum = self.integer.load(Ordering::Relaxed);
         let integer = sum.wrapping_sub(self.integer_drained.swap(sum, Ordering::Relaxed)) as i64;
         let float = take_f64(&self.float);
         acc.integer += i128::from(integer);
         acc.float += float;
-        touched || integer != 0 || float != 0.0
+        integer != 0 || float != 0.0
     }
 }
 
@@ -419,13 +516,18 @@ mod tests {
 
     #[test]
     fn counter_reports_touched_zero_sums() {
-        let c = CounterCell::default();
-        c.add_integer(5);
-        c.add_integer(-5);
-        let mut acc = CounterAcc::default();
+        let c = CellValue::new(MetricKind::Counter);
+        c.record(Number::Int(5));
+        c.record(Number::Int(-5));
+        let mut acc = Accumulator::new(MetricKind::Counter);
         assert!(c.drain_into(&mut acc));
-        assert_eq!(acc.integer, 0);
+        assert!(matches!(acc, Accumulator::Counter(CounterAcc { integer: 0, .. })));
         assert!(!c.drain_into(&mut acc));
+    }
+
+    #[test]
+    fn a_counter_value_is_four_words() {
+        assert_eq!(std::mem::size_of::<CellValue>(), 32);
     }
 
     #[test]

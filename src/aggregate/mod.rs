@@ -2,6 +2,7 @@
 //!
 //! * [`hash`]: order-independent series hashing, no allocation.
 //! * [`series`]: metric descriptions and series entries (the identity of what is aggregated).
+//! * [`tag`]: tags, kept small enough to live inline in a series entry.
 //! * [`registry`]: the shared table of live series, with the cardinality limits.
 //! * [`cell`]: per-thread cells, written by one thread with uncontended atomics, drained by swap.
 //! * [`sketch`] and [`set`]: the bounded structures behind distributions and sets.
@@ -12,3 +13,4 @@ pub(crate) mod registry;
 pub(crate) mod series;
 pub(crate) mod set;
 pub(crate) mod sketch;
+pub(crate) mod tag;

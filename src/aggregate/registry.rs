@@ -6,13 +6,16 @@
 //! series (tagged `overflow:true`). The flusher evicts series that stayed idle, which frees their
 //! place under the limits.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::hash::{hash_str, hash_value_text, series_hash, tag_hash, BuildPassThrough};
 use super::series::{MetricDesc, SeriesEntry};
-use super::series::{MetricKind, SeriesTags, Tag};
+use super::series::{MetricKind, SeriesTags};
+use super::tag::Tag;
 
 const SHARDS: usize = 64;
 
@@ -28,14 +31,40 @@ pub(crate) struct Limits {
 
 /// How a series was resolved.
 #[derive(Debug)]
-pub(crate) enum Resolution {
-    /// Admitted (now or earlier).
-    Admitted(Arc<SeriesEntry>),
-    /// Over a limit: the metric's overflow series.
-    Overflow(Arc<SeriesEntry>),
+pub(crate) struct Resolution {
+    /// The series, or its metric's overflow series when the series was over a limit.
+    pub(crate) entry: Arc<SeriesEntry>,
+    /// Whether this call created the entry: the caller's thread then writes its home cell (and
+    /// no other thread ever does).
+    pub(crate) home: bool,
 }
 
-type Shard = HashMap<u64, Arc<SeriesEntry>, BuildPassThrough>;
+/// An entry in a shard, found by its series hash: one pointer per slot.
+#[derive(Debug)]
+struct ByHash(Arc<SeriesEntry>);
+
+impl Borrow<u64> for ByHash {
+    fn borrow(&self) -> &u64 {
+        &self.0.hash
+    }
+}
+
+impl PartialEq for ByHash {
+    fn eq(&self, other: &ByHash) -> bool {
+        self.0.hash == other.0.hash
+    }
+}
+
+impl Eq for ByHash {}
+
+impl Hash for ByHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `u64` hashes itself, so that lookups by hash (through `Borrow`) find it.
+        state.write_u64(self.0.hash);
+    }
+}
+
+type Shard = HashSet<ByHash, BuildPassThrough>;
 
 /// What identifies a metric: name, kind, monotonicity, unit.
 type MetricKey = (String, MetricKind, bool, Option<String>);
@@ -92,23 +121,23 @@ impl Registry {
         epoch: u64,
         tags: impl FnOnce() -> SeriesTags,
     ) -> Resolution {
-        if let Some(entry) = self.shard(hash).get(&hash) {
-            return Resolution::Admitted(entry.clone());
+        if let Some(existing) = self.shard(hash).get(&hash) {
+            return Resolution { entry: existing.0.clone(), home: false };
         }
         if !self.reserve(metric) {
-            return Resolution::Overflow(self.overflow(metric, epoch));
+            return self.overflow(metric, epoch);
         }
         let entry = Arc::new(SeriesEntry::new(hash, metric.clone(), tags(), false, epoch));
         let mut shard = self.shard(hash);
         if let Some(existing) = shard.get(&hash) {
             // Another thread admitted it meanwhile.
-            let existing = existing.clone();
+            let existing = existing.0.clone();
             drop(shard);
             self.release(metric);
-            return Resolution::Admitted(existing);
+            return Resolution { entry: existing, home: false };
         }
-        shard.insert(hash, entry.clone());
-        Resolution::Admitted(entry)
+        shard.insert(ByHash(entry.clone()));
+        Resolution { entry, home: true }
     }
 
     fn reserve(&self, metric: &MetricDesc) -> bool {
@@ -131,24 +160,39 @@ impl Registry {
 
     /// The overflow series of `metric`, created on first use. Overflow series do not count
     /// against the limits.
-    pub(crate) fn overflow(&self, metric: &Arc<MetricDesc>, epoch: u64) -> Arc<SeriesEntry> {
+    fn overflow(&self, metric: &Arc<MetricDesc>, epoch: u64) -> Resolution {
         let hash = overflow_hash(metric);
         let mut shard = self.shard(hash);
-        if let Some(entry) = shard.get(&hash) {
-            return entry.clone();
+        if let Some(existing) = shard.get(&hash) {
+            return Resolution { entry: existing.0.clone(), home: false };
         }
         let tags = SeriesTags::from_iter([Tag::new(OVERFLOW_TAG.0, OVERFLOW_TAG.1)]);
         let entry = Arc::new(SeriesEntry::new(hash, metric.clone(), tags, true, epoch));
-        shard.insert(hash, entry.clone());
-        entry
+        shard.insert(ByHash(entry.clone()));
+        Resolution { entry, home: true }
     }
 
-    /// Removes every series idle since before `oldest_active` and marks it retired. Returns how
-    /// many were evicted.
-    pub(crate) fn evict_idle(&self, oldest_active: u64) -> usize {
-        let mut evicted = 0;
+    /// Appends every series in the registry to `into`: the flusher drains their home cells.
+    ///
+    /// Each shard is locked while its entries are copied out (a pointer each), a few
+    /// microseconds: threads admitting a new series in that shard meanwhile wait that long.
+    pub(crate) fn collect(&self, into: &mut Vec<Arc<SeriesEntry>>) {
+        into.reserve(self.live.load(Ordering::Relaxed));
         for shard in self.shards.iter() {
-            lock(shard).retain(|_, entry| {
+            into.extend(lock(shard).iter().map(|ByHash(entry)| entry.clone()));
+        }
+    }
+
+    /// Removes every series idle since before `oldest_active`, marks it retired and appends it
+    /// to `evicted` (its home cell still gets a last drain). Returns how many were evicted.
+    pub(crate) fn evict_idle(
+        &self,
+        oldest_active: u64,
+        evicted: &mut Vec<Arc<SeriesEntry>>,
+    ) -> usize {
+        let before = evicted.len();
+        for shard in self.shards.iter() {
+            lock(shard).retain(|ByHash(entry)| {
                 if entry.last_active.load(Ordering::Relaxed) >= oldest_active {
                     return true;
                 }
@@ -156,11 +200,11 @@ impl Registry {
                 if !entry.is_overflow {
                     self.release(&entry.metric);
                 }
-                evicted += 1;
+                evicted.push(entry.clone());
                 false
             });
         }
-        evicted
+        evicted.len() - before
     }
 
     /// Number of admitted, live series (overflow series excluded).
@@ -185,16 +229,22 @@ mod tests {
         Registry::new(Limits { per_metric, total })
     }
 
+    fn admitted(resolution: &Resolution) -> bool {
+        !resolution.entry.is_overflow
+    }
+
     #[test]
     fn admits_up_to_the_per_metric_limit_then_overflows() {
         let r = registry(2, 100);
         let m = r.metric("requests", MetricKind::Counter, true, None);
-        assert!(matches!(r.resolve(1, &m, 0, SeriesTags::new), Resolution::Admitted(_)));
-        assert!(matches!(r.resolve(2, &m, 0, SeriesTags::new), Resolution::Admitted(_)));
-        assert!(matches!(r.resolve(1, &m, 0, SeriesTags::new), Resolution::Admitted(_)));
-        let Resolution::Overflow(entry) = r.resolve(3, &m, 0, SeriesTags::new) else { panic!() };
-        assert!(entry.is_overflow);
-        assert_eq!(entry.tags[0].key(), "overflow");
+        assert!(admitted(&r.resolve(1, &m, 0, SeriesTags::new)));
+        assert!(admitted(&r.resolve(2, &m, 0, SeriesTags::new)));
+        let again = r.resolve(1, &m, 0, SeriesTags::new);
+        assert!(admitted(&again) && !again.home, "only its first resolver writes the home");
+        let overflow = r.resolve(3, &m, 0, SeriesTags::new);
+        assert!(overflow.entry.is_overflow && overflow.home);
+        assert_eq!(overflow.entry.tags[0].key(), "overflow");
+        assert!(!r.resolve(4, &m, 0, SeriesTags::new).home);
         assert_eq!(r.live(), 2);
     }
 
@@ -204,21 +254,25 @@ mod tests {
         let a = r.metric("a", MetricKind::Counter, false, None);
         let b = r.metric("b", MetricKind::Gauge, false, None);
         for h in 0..2 {
-            assert!(matches!(r.resolve(h, &a, 0, SeriesTags::new), Resolution::Admitted(_)));
+            assert!(admitted(&r.resolve(h, &a, 0, SeriesTags::new)));
         }
-        assert!(matches!(r.resolve(10, &b, 0, SeriesTags::new), Resolution::Admitted(_)));
-        assert!(matches!(r.resolve(11, &b, 0, SeriesTags::new), Resolution::Overflow(_)));
+        assert!(admitted(&r.resolve(10, &b, 0, SeriesTags::new)));
+        assert!(!admitted(&r.resolve(11, &b, 0, SeriesTags::new)));
     }
 
     #[test]
     fn eviction_frees_room_and_retires_entries() {
         let r = registry(1, 10);
         let m = r.metric("m", MetricKind::Counter, false, None);
-        let Resolution::Admitted(old) = r.resolve(1, &m, 0, SeriesTags::new) else { panic!() };
-        assert!(matches!(r.resolve(2, &m, 0, SeriesTags::new), Resolution::Overflow(_)));
-        assert_eq!(r.evict_idle(1), 2); // the series and the overflow series
-        assert!(old.is_retired());
-        assert!(matches!(r.resolve(2, &m, 1, SeriesTags::new), Resolution::Admitted(_)));
+        let old = r.resolve(1, &m, 0, SeriesTags::new).entry;
+        assert!(!admitted(&r.resolve(2, &m, 0, SeriesTags::new)));
+        let mut evicted = Vec::new();
+        assert_eq!(r.evict_idle(1, &mut evicted), 2); // the series and the overflow series
+        assert!(old.is_retired() && evicted.iter().any(|e| Arc::ptr_eq(e, &old)));
+        let mut live = Vec::new();
+        r.collect(&mut live);
+        assert!(live.is_empty());
+        assert!(admitted(&r.resolve(2, &m, 1, SeriesTags::new)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::sinks::SinkHandle;
 use super::ticket::FlushTicket;
-use crate::aggregate::cell::{Accumulator, Cell};
+use crate::aggregate::cell::{Accumulator, Cell, CellValue};
 use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::{SeriesEntry, SeriesTags};
 use crate::batch::{
@@ -31,7 +31,11 @@ pub(crate) fn interval_start(time: SystemTime, length: Duration) -> SystemTime {
 pub(crate) struct Flusher {
     pub(crate) shared: Arc<Shared>,
     inbox: Inbox,
-    /// Every live cell of every thread.
+    /// Evicted series whose home cell may still take a write: a thread that had not yet seen the
+    /// eviction may write it once more. Drained until no thread holds the series.
+    retiring: Vec<Arc<SeriesEntry>>,
+    /// Every live cell of a thread that writes a series it did not admit. (Home cells are found
+    /// through the registry.)
     cells: Vec<Arc<Cell>>,
     /// Records of closed intervals, not yet exported.
     pending: Vec<MetricRecord>,
@@ -52,6 +56,7 @@ impl Flusher {
         Flusher {
             shared,
             inbox,
+            retiring: Vec::new(),
             cells: Vec::new(),
             pending: Vec::new(),
             sinks,
@@ -65,40 +70,65 @@ impl Flusher {
     /// is over: idle series are evicted and writers move to the next epoch.
     pub(crate) fn close_interval(&mut self, start: SystemTime, complete: bool) {
         self.cells.extend(self.inbox.new_cells.try_iter());
+        // Every series' home cell: those of the registry's series and of the retiring ones. The
+        // list lives for this drain only, so the flusher keeps no per-series memory of its own.
+        let mut homes = std::mem::take(&mut self.retiring);
+        self.shared.registry.collect(&mut homes);
         let epoch = self.shared.epoch();
         let length = self.shared.config.rollup_interval;
-        // Cells of one series (one per thread that wrote it) are grouped by sorting in place, not
-        // in a map built per interval: the flush then allocates nothing per series but the record
-        // it exports. The order barely changes between intervals, so the sort is cheap.
+        // The cells of one series (its home cell and one per other thread that wrote it) are
+        // grouped by sorting both lists by series hash and walking them together, not in a map
+        // built per interval. The order of `cells` barely changes between intervals, so its sort
+        // is cheap.
+        homes.sort_unstable_by_key(|entry| entry.hash);
         self.cells.sort_unstable_by_key(|cell| cell.entry.hash);
-        let mut records: Vec<MetricRecord> = Vec::new();
-        let mut open: Option<(Arc<SeriesEntry>, Accumulator, bool)> = None;
-        self.cells.retain(|cell| {
-            // A cell only the flusher still holds was dropped by its thread (which exited or
-            // forgot a retired series): this drain is its last. The fence pairs with the release
-            // in the thread's `Arc` drop, so every write it made is visible below.
-            let orphan = Arc::strong_count(cell) == 1;
-            if orphan {
-                fence(Ordering::Acquire);
-            }
-            let entry = &cell.entry;
-            if open.as_ref().is_some_and(|(series, _, _)| series.hash != entry.hash) {
-                if let Some((series, acc, true)) = open.take() {
-                    records.push(record(series, start, length, acc));
+        let mut series = SeriesDrain { epoch, start, length, records: Vec::new(), open: None };
+        let cells = &mut self.cells;
+        let (mut next_home, mut next_cell, mut kept_homes, mut kept_cells) = (0, 0, 0, 0);
+        loop {
+            let home_first = match (homes.get(next_home), cells.get(next_cell)) {
+                (Some(home), Some(cell)) => home.hash <= cell.entry.hash,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            // A cell only the flusher still holds has no writer left (its thread exited or
+            // forgot a retired series; for a home cell, the registry evicted the series too):
+            // this drain is its last, and the cell is dropped from the lists below. The fence
+            // pairs with the release in the writer's `Arc` drop, so every write it made is
+            // visible to the drain. Of the home cells, only retired series that some thread
+            // still holds are kept (in `retiring`); the registry holds the others.
+            if home_first {
+                let entry = &homes[next_home];
+                let orphan = Arc::strong_count(entry) == 1;
+                if orphan {
+                    fence(Ordering::Acquire);
                 }
+                series.drain(entry, &entry.home);
+                if !orphan && entry.is_retired() {
+                    homes.swap(kept_homes, next_home);
+                    kept_homes += 1;
+                }
+                next_home += 1;
+            } else {
+                let cell = &cells[next_cell];
+                let orphan = Arc::strong_count(cell) == 1;
+                if orphan {
+                    fence(Ordering::Acquire);
+                }
+                series.drain(&cell.entry, &cell.value);
+                if !orphan {
+                    cells.swap(kept_cells, next_cell);
+                    kept_cells += 1;
+                }
+                next_cell += 1;
             }
-            let slot = open.get_or_insert_with(|| {
-                (entry.clone(), Accumulator::new(entry.metric.kind()), false)
-            });
-            if cell.drain_into(&mut slot.1) {
-                slot.2 = true;
-                entry.last_active.store(epoch, Ordering::Relaxed);
-            }
-            !orphan
-        });
-        if let Some((series, acc, true)) = open {
-            records.push(record(series, start, length, acc));
         }
+        homes.truncate(kept_homes);
+        homes.shrink_to_fit();
+        self.retiring = homes;
+        cells.truncate(kept_cells);
+        let mut records = series.finish();
         // A stable order (by name, then tags) makes exported batches easy to read and diff.
         records.sort_by(|a, b| (a.name(), a.tags()).cmp(&(b.name(), b.tags())));
         if self.pending.is_empty() {
@@ -109,7 +139,8 @@ impl Flusher {
         }
         if complete {
             let idle = u64::from(self.shared.config.idle_intervals);
-            let evicted = self.shared.registry.evict_idle(epoch.saturating_sub(idle));
+            let oldest_active = epoch.saturating_sub(idle);
+            let evicted = self.shared.registry.evict_idle(oldest_active, &mut self.retiring);
             Counters::bump(&self.shared.counters.evicted, evicted as u64);
             self.shared.advance_epoch();
         }
@@ -163,6 +194,42 @@ impl Flusher {
 
     pub(crate) fn stats(&self) -> Stats {
         self.shared.counters.snapshot(self.shared.registry.live())
+    }
+}
+
+/// Merges the cells of each series, met in series-hash order, into one record per series.
+struct SeriesDrain {
+    epoch: u64,
+    start: SystemTime,
+    length: Duration,
+    records: Vec<MetricRecord>,
+    /// The series being merged, its accumulator, and whether any of its cells had data.
+    open: Option<(Arc<SeriesEntry>, Accumulator, bool)>,
+}
+
+impl SeriesDrain {
+    fn drain(&mut self, entry: &Arc<SeriesEntry>, cell: &CellValue) {
+        if self.open.as_ref().is_some_and(|(series, _, _)| series.hash != entry.hash) {
+            self.close();
+        }
+        let (_, acc, had_data) = self
+            .open
+            .get_or_insert_with(|| (entry.clone(), Accumulator::new(entry.metric.kind()), false));
+        if cell.drain_into(acc) {
+            *had_data = true;
+            entry.last_active.store(self.epoch, Ordering::Relaxed);
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((series, acc, true)) = self.open.take() {
+            self.records.push(record(series, self.start, self.length, acc));
+        }
+    }
+
+    fn finish(mut self) -> Vec<MetricRecord> {
+        self.close();
+        self.records
     }
 }
 

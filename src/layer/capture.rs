@@ -69,7 +69,7 @@ pub(crate) fn capture<S>(
                 let shadowed = plan.shadowed_span_tags & (1u64 << tag.index) != 0;
                 if let Some(key) = plans.span_tag_keys.get(usize::from(tag.index)) {
                     if !shadowed && !tags.iter().any(|t: &Tag| t.key() == &*key.key) {
-                        tags.push(Tag::new(key.key.clone(), tag.value.clone()));
+                        tags.push(Tag::with_key(&key.key, &tag.value));
                     }
                 }
             }
@@ -146,7 +146,7 @@ impl CaptureVisitor<'_> {
             Some(FieldRole::Tag(key)) if name.starts_with(fields::TAGS_PREFIX) => {
                 let text = value.to_string();
                 let (text, _) = fields::truncate_tag_value(&text);
-                self.capture.tags.push(Tag::new(key.key.clone(), text));
+                self.capture.tags.push(Tag::with_key(&key.key, text));
             }
             _ => self.capture.fields.push((name, value)),
         }

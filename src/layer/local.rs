@@ -5,16 +5,15 @@
 //! busy and is ignored instead of recursing.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tracing_core::Metadata;
 
 use super::breadcrumbs::Breadcrumbs;
 use super::plan::{callsite_key, Plan, Plans};
-use crate::aggregate::cell::Cell as SeriesCell;
+use crate::aggregate::cell::{Cell as SeriesCell, CellRef};
 use crate::aggregate::hash::BuildPassThrough;
-use crate::aggregate::registry::Resolution;
 use crate::aggregate::series::{MetricDesc, SeriesTags};
 
 use crate::pipeline::{Shared, CLOSED};
@@ -86,8 +85,12 @@ impl PlanCache {
 }
 
 /// One thread's series cells for one pipeline.
+#[derive(Default)]
 pub(crate) struct Series {
-    cells: HashMap<u64, Arc<SeriesCell>, BuildPassThrough>,
+    /// The cell of every series this thread writes, found by series hash.
+    cells: HashSet<CellRef, BuildPassThrough>,
+    /// Series rejected by a limit, by hash: their metric's overflow cell, until the next epoch.
+    aliases: HashMap<u64, CellRef, BuildPassThrough>,
 }
 
 impl Series {
@@ -100,10 +103,10 @@ impl Series {
         hash: u64,
         metric: &Arc<MetricDesc>,
         tags: impl FnOnce() -> SeriesTags,
-        f: impl FnOnce(&SeriesCell) -> R,
+        f: impl FnOnce(&CellRef) -> R,
     ) -> R {
         if let Some(cell) = self.cells.get(&hash) {
-            if !cell.entry.is_retired() {
+            if !cell.entry().is_retired() {
                 return f(cell);
             }
         }
@@ -120,34 +123,44 @@ impl Series {
         hash: u64,
         metric: &Arc<MetricDesc>,
         tags: impl FnOnce() -> SeriesTags,
-    ) -> Arc<SeriesCell> {
+    ) -> CellRef {
+        if let Some(cell) = self.aliases.get(&hash) {
+            if !cell.entry().is_retired() {
+                return cell.clone();
+            }
+        }
         self.cells.remove(&hash);
-        let entry = match shared.registry.resolve(hash, metric, epoch, tags) {
-            Resolution::Admitted(entry) => entry,
-            // Counted per value by the caller, which sees the overflow cell.
-            Resolution::Overflow(entry) => entry,
-        };
-        // An overflow series is shared by every rejected series of its metric: index the same
-        // cell under the rejected hash too, so later values of that series stay on the fast path
-        // until the next epoch's sweep forgets the alias (rejected series hold no memory longer).
+        let resolution = shared.registry.resolve(hash, metric, epoch, tags);
+        let entry = resolution.entry;
+        // An overflow series is shared by every rejected series of its metric: its cell is
+        // indexed under each rejected hash too (in `aliases`), so later values of that series
+        // skip the registry until the next epoch's sweep forgets the alias.
         let cell = match self.cells.get(&entry.hash) {
-            Some(cell) if !cell.entry.is_retired() => cell.clone(),
+            Some(cell) if !cell.entry().is_retired() => cell.clone(),
             _ => {
-                let cell = Arc::new(SeriesCell::new(entry.clone()));
-                shared.announce(cell.clone());
-                self.cells.insert(entry.hash, cell.clone());
+                // The flusher finds home cells through the registry; a cell of this thread's
+                // own is announced to it.
+                let cell = if resolution.home {
+                    CellRef::home(entry.clone())
+                } else {
+                    let cell = Arc::new(SeriesCell::new(entry.clone()));
+                    shared.announce(cell.clone());
+                    CellRef::own(cell)
+                };
+                self.cells.replace(cell.clone());
                 cell
             }
         };
         if entry.hash != hash {
-            self.cells.insert(hash, cell.clone());
+            self.aliases.insert(hash, cell.clone());
         }
         cell
     }
 
     /// Forgets retired cells and the aliases of rejected series.
     fn sweep(&mut self) {
-        self.cells.retain(|&hash, cell| hash == cell.entry.hash && !cell.entry.is_retired());
+        self.cells.retain(|cell| !cell.entry().is_retired());
+        self.aliases.clear();
     }
 }
 
@@ -171,7 +184,7 @@ impl ThreadState {
             epoch: shared.epoch(),
             shared,
             plans: PlanCache::new(),
-            series: Series { cells: HashMap::default() },
+            series: Series::default(),
             breadcrumbs,
             rng: seed | 1,
         }

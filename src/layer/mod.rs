@@ -243,7 +243,7 @@ fn record_metrics<S>(
         };
         let hash = series_hash(metric.hash, tags_hash);
         series.with_cell(shared, epoch, hash, metric, tags, |cell| {
-            if cell.entry.is_overflow {
+            if cell.entry().is_overflow {
                 Counters::bump(&shared.counters.overflowed, 1);
             }
             match observation {

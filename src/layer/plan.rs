@@ -15,6 +15,7 @@ use tracing_core::{Level, LevelFilter, Metadata};
 
 use crate::aggregate::hash::{hash_str, hash_value_text, tag_hash, BuildPassThrough};
 use crate::aggregate::series::MetricDesc;
+use crate::aggregate::tag::TagKeyText;
 use crate::batch::session_counter::SESSIONS_METRIC;
 use crate::batch::MetricKind;
 use crate::fields::{self, FieldName, SpanField};
@@ -33,13 +34,13 @@ pub(crate) fn callsite_key(meta: &Metadata<'_>) -> usize {
 /// A tag key with its precomputed hash.
 #[derive(Debug, Clone)]
 pub(crate) struct TagKey {
-    pub(crate) key: Arc<str>,
+    pub(crate) key: TagKeyText,
     pub(crate) hash: u64,
 }
 
 impl TagKey {
     pub(crate) fn new(key: &str) -> Self {
-        TagKey { key: key.into(), hash: hash_str(key) }
+        TagKey { key: TagKeyText::new(key), hash: hash_str(key) }
     }
 }
 

@@ -304,7 +304,7 @@ fn record_ms(
     let shared = &plans.shared;
     let tags = || span_tags(plans, name, data);
     series.with_cell(shared, epoch, series_hash(metric.hash, tags_hash), metric, tags, |cell| {
-        if cell.entry.is_overflow {
+        if cell.entry().is_overflow {
             Counters::bump(&shared.counters.overflowed, 1);
         }
         cell.record(Number::Float(nanos as f64 / 1e6));
@@ -318,7 +318,7 @@ fn span_tags(plans: &Plans, name: &'static str, data: &SpanData) -> SeriesTags {
     for tag in &data.tags {
         if let Some(key) = plans.span_tag_keys.get(usize::from(tag.index)) {
             if *key.key != *SPAN_TAG {
-                tags.push(Tag::new(key.key.clone(), tag.value.clone()));
+                tags.push(Tag::with_key(&key.key, &tag.value));
             }
         }
     }
@@ -350,7 +350,7 @@ where
         if let (Some(out), Some(key)) =
             (owned.as_deref_mut(), plans.span_tag_keys.get(usize::from(tag.index)))
         {
-            out.push(Tag::new(key.key.clone(), tag.value.clone()));
+            out.push(Tag::with_key(&key.key, &tag.value));
         }
     }
     hash

@@ -262,7 +262,7 @@ impl<'a> TagCollector<'a> {
         if let Some(FieldRole::Tag(key)) = self.plan.roles.get(field.index()) {
             let (value, truncated) = truncate_tag_value(value);
             self.truncated |= truncated;
-            self.tags.push(Tag::new(key.key.clone(), value));
+            self.tags.push(Tag::with_key(&key.key, value));
         }
     }
 }

@@ -223,7 +223,7 @@ mod tests {
     use super::*;
 
     fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
-        let mut tags: Vec<Tag> = pairs.iter().map(|(k, v)| Tag::new(*k, *v)).collect();
+        let mut tags: Vec<Tag> = pairs.iter().map(|(k, v)| Tag::new(k, v)).collect();
         tags.sort_by(|a, b| a.key().cmp(b.key()));
         tags
     }

@@ -34,7 +34,7 @@ fn record(
     value: MetricValue,
 ) -> MetricRecord {
     let metric = Arc::new(MetricDesc::new(name, kind, false, unit));
-    let tags = tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect();
+    let tags = tags.iter().map(|(k, v)| Tag::new(k, v)).collect();
     MetricRecord {
         series: Arc::new(SeriesEntry::new(0, metric, tags, false, 0)),
         start: UNIX_EPOCH + Duration::from_secs(NOW as u64),
