@@ -146,7 +146,7 @@ ORDER = {
     "w1": ["atomic", "registry", "otel-metrics", "otel-full", "metrics-prom", "metrics-prom-handle",
            "cadence-nop", "cadence-queue-nop", "sentry", "tally-discard", "tally-jsonl",
            "tally-dogstatsd", "tally-sentry"],
-    "w2": ["atomic", "registry", "otel-full", "metrics-prom", "metrics-prom-handle", "cadence-nop",
+    "w2": ["atomic", "registry", "span-timer", "otel-full", "metrics-prom", "metrics-prom-handle", "cadence-nop",
            "cadence-queue-nop", "sentry-sampled", "sentry-unsampled", "tally-discard", "tally-traced",
            "tally-jsonl", "tally-dogstatsd", "tally-sentry"],
     "w3": ["registry", "otel-full", "sentry", "tally-discard", "tally-jsonl", "tally-dogstatsd",

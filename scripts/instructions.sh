@@ -28,7 +28,7 @@ count() {
     | awk -v n="$n" '/Collected/ {gsub(",", "", $4); printf "%.0f", $4 / n}'
 }
 table="$out/table"
-printf '%-15s %10s %10s %10s %10s %12s %12s\n' workload registry tally added sentry otel-metrics metrics-prom >"$table"
+printf '%-15s %10s %10s %10s %10s %12s %12s %10s\n' workload registry tally added sentry otel-metrics metrics-prom span-timer >"$table"
 for w in w1 histogram gauge w2 w3 w6 root_unsampled root_sampled trace3_sampled; do
   floor="$(count "$w" registry)"
   tally="$(count "$w" tally)"
@@ -36,13 +36,16 @@ for w in w1 histogram gauge w2 w3 w6 root_unsampled root_sampled trace3_sampled;
     w3 | root_* | trace3_*) sentry="$(count "$w" sentry)" ;;
     *) sentry="-" ;;
   esac
-  otel=- prom=-
+  otel=- prom=- timer=-
   if [ "$w" = w1 ]; then
     otel="$(count w1 otel-metrics)"
     prom="$(count w1 metrics-prom)"
   fi
-  printf '%-15s %10s %10s %10s %10s %12s %12s\n' "$w" "$floor" "$tally" "$((tally - floor))" "$sentry" \
-    "$otel" "$prom" >>"$table"
+  if [ "$w" = w2 ]; then
+    timer="$(count w2 span-timer)"
+  fi
+  printf '%-15s %10s %10s %10s %10s %12s %12s %10s\n' "$w" "$floor" "$tally" "$((tally - floor))" "$sentry" \
+    "$otel" "$prom" "$timer" >>"$table"
 done
 case "$mode" in
   print) cat "$table" ;;

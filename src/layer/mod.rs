@@ -60,6 +60,10 @@ use crate::stats::Counters;
 /// ```
 pub struct TallyLayer<S> {
     inner: Filtered<Recorder, CallsiteFilter, S>,
+    /// Whether spans' enter and exit matter (busy/idle time). When they do not, the layer does
+    /// not pass them to the filtered recorder at all: the per-layer filter would look the span up
+    /// in the registry on each, only for the recorder to ignore it.
+    busy_idle: bool,
 }
 
 impl<S> std::fmt::Debug for TallyLayer<S> {
@@ -73,9 +77,10 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let busy_idle = shared.config.busy_idle;
         let plans = Arc::new(Plans::new(shared));
         let recorder = Recorder { plans: plans.clone() };
-        TallyLayer { inner: recorder.with_filter(CallsiteFilter::new(plans)) }
+        TallyLayer { inner: recorder.with_filter(CallsiteFilter::new(plans)), busy_idle }
     }
 }
 
@@ -124,11 +129,15 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        self.inner.on_enter(id, ctx);
+        if self.busy_idle {
+            self.inner.on_enter(id, ctx);
+        }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        self.inner.on_exit(id, ctx);
+        if self.busy_idle {
+            self.inner.on_exit(id, ctx);
+        }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -266,16 +275,13 @@ where
         self.run(|ts| span::on_record(&self.plans, ts, id, values, &ctx));
     }
 
+    // Called only with busy/idle time on (see `TallyLayer::busy_idle`).
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if self.plans.shared.config.busy_idle {
-            self.run(|_| span::on_enter(id, &ctx));
-        }
+        self.run(|_| span::on_enter(id, &ctx));
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if self.plans.shared.config.busy_idle {
-            self.run(|_| span::on_exit(id, &ctx));
-        }
+        self.run(|_| span::on_exit(id, &ctx));
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {

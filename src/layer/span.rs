@@ -262,7 +262,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let Some(span) = ctx.span(id) else { return };
-    let Some(data) = span.extensions_mut().remove::<SpanData>() else {
+    // Read in place, not removed: the registry clears the span's extensions once every layer
+    // has seen the close, and moving the data out would copy it for nothing. Nothing below
+    // takes this span's extensions lock (no user code runs here).
+    let extensions = span.extensions();
+    let Some(data) = extensions.get::<SpanData>() else {
         return;
     };
     let end = clock().raw();
@@ -274,19 +278,19 @@ where
     let series = &mut ts.series;
     let tags_hash = plan.name_tag.wrapping_add(data.tags_hash());
     let nanos = clock().delta_as_nanos(data.start, end);
-    record_ms(plans, series, epoch, &plan.duration, tags_hash, meta.name(), &data, nanos);
+    record_ms(plans, series, epoch, &plan.duration, tags_hash, meta.name(), data, nanos);
     if plan.request_session {
         session::record_request(plans, series, epoch, data.errored);
     }
-    trace::finish(&plans.shared, &data, meta, end);
+    trace::finish(&plans.shared, data, meta, end);
     if let (Some((busy, idle)), Some(mut t)) = (&plan.busy_idle, data.busy_idle) {
         if t.entered == 0 {
             t.idle += clock().delta_as_nanos(t.last, end);
         } else {
             t.busy += clock().delta_as_nanos(t.last, end);
         }
-        record_ms(plans, series, epoch, busy, tags_hash, meta.name(), &data, t.busy);
-        record_ms(plans, series, epoch, idle, tags_hash, meta.name(), &data, t.idle);
+        record_ms(plans, series, epoch, busy, tags_hash, meta.name(), data, t.busy);
+        record_ms(plans, series, epoch, idle, tags_hash, meta.name(), data, t.idle);
     }
 }
 

@@ -9,8 +9,9 @@
 //! `w3`, `w6`, `root_unsampled`, `root_sampled`, `trace3_sampled`; MODE `registry` (the tracing
 //! floor), `tally`, `sentry` (sentry-tracing's span and error layers, default integrations,
 //! a transport that discards: the peer), or, for `w1`, `otel-metrics` (tracing-opentelemetry's
-//! `MetricsLayer`) and `metrics-prom` (`metrics`' `counter!` into the Prometheus recorder), set
-//! up as in `setup/mod.rs`.
+//! `MetricsLayer`) and `metrics-prom` (`metrics`' `counter!` into the Prometheus recorder), and,
+//! for `w2`, `span-timer` (the least a per-layer-filtered layer can do to time a span), set up as
+//! in `setup/mod.rs`.
 
 // A command-line program: it reports usage errors on stderr.
 #![allow(clippy::print_stderr)]
@@ -102,7 +103,7 @@ fn main() -> ExitCode {
     let (Some(workload), Some(mode)) = (args.get(1), args.get(2)) else {
         eprintln!(
             "usage: instructions w1|histogram|gauge|w2|w3|w6|root_unsampled|root_sampled|\
-             trace3_sampled registry|tally|sentry [N]"
+             trace3_sampled registry|tally|sentry|otel-metrics|metrics-prom|span-timer [N]"
         );
         return ExitCode::FAILURE;
     };
@@ -138,6 +139,15 @@ fn main() -> ExitCode {
         measured(workload, n, &error);
     };
     match mode.as_str() {
+        "span-timer" if workload == "w2" => {
+            let Some(setup::Installed { pipeline: setup::Pipeline::Tracing(dispatch), .. }) =
+                setup::Installed::new(mode)
+            else {
+                eprintln!("cannot set up {mode}");
+                return ExitCode::FAILURE;
+            };
+            tracing::dispatcher::with_default(&dispatch, run);
+        }
         "otel-metrics" | "metrics-prom" if workload == "w1" => {
             let Some(installed) = setup::Installed::new(mode) else {
                 eprintln!("cannot set up {mode}");

@@ -72,6 +72,7 @@ const W1: &[&str] = &[
 const W2: &[&str] = &[
     "atomic",
     "registry",
+    "span-timer",
     "otel-full",
     "metrics-prom",
     "metrics-prom-handle",

@@ -4,6 +4,10 @@
 //!
 //! - `atomic`: no pipeline; the workload does a relaxed `fetch_add` on a static (the floor).
 //! - `registry`: `tracing_subscriber::registry()` with no layer (the dispatch floor).
+//! - `span-timer`: registry + the least a layer can do to time spans while composing with other
+//!   layers (the floor of W2 for any span-timing layer): [`SpanTimer`] behind a per-layer
+//!   `LevelFilter::INFO`, keeping the open time in the span's extensions and adding the duration
+//!   to two static atomics on close.
 //! - `otel-metrics`: registry + `tracing_opentelemetry::MetricsLayer` over an `SdkMeterProvider`
 //!   with a `ManualReader` (never collected while measuring); default cardinality limit (2,000).
 //!   `otel-metrics-200k`: the same with a View raising the limit to 200,000.
@@ -100,6 +104,9 @@ impl Installed {
         let dispatch = match peer {
             "atomic" if !fmt => return Some(installed),
             "registry" if !fmt => Dispatch::new(tracing_subscriber::registry()),
+            "span-timer" if !fmt => Dispatch::new(
+                tracing_subscriber::registry().with(SpanTimer.with_filter(LevelFilter::INFO)),
+            ),
             "fmt-only" if !fmt => dispatch(tracing_subscriber::registry(), true),
             "metrics-prom" | "metrics-prom-handle" if !fmt => {
                 let recorder = PrometheusBuilder::new().build_recorder();
@@ -194,6 +201,38 @@ impl Installed {
         };
         installed.pipeline = Pipeline::Tracing(dispatch);
         Some(installed)
+    }
+}
+
+/// The floor of span timing for a layer: the open time in the span's extensions, the duration
+/// into [`ATOMIC`] (count) and [`ATOMIC_SUM`] (nanoseconds) on close. No tags, no series.
+pub struct SpanTimer;
+
+/// What [`SpanTimer`] keeps in a span's extensions.
+struct Opened(std::time::Instant);
+
+impl<S> Layer<S> for SpanTimer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Opened(std::time::Instant::now()));
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(span) = ctx.span(&id) {
+            if let Some(Opened(at)) = span.extensions().get::<Opened>() {
+                ATOMIC.fetch_add(1, Ordering::Relaxed);
+                ATOMIC_SUM.fetch_add(at.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+        }
     }
 }
 
