@@ -6,8 +6,8 @@
 //! - `registry`: `tracing_subscriber::registry()` with no layer (the dispatch floor).
 //! - `span-timer`: registry + the least a layer can do to time spans while composing with other
 //!   layers (the floor of W2 for any span-timing layer): [`SpanTimer`] behind a per-layer
-//!   `LevelFilter::INFO`, keeping the open time in the span's extensions and adding the duration
-//!   to two static atomics on close.
+//!   `LevelFilter::INFO`, keeping the open time (TSC) in the span's extensions and adding the
+//!   duration to two static atomics on close.
 //! - `otel-metrics`: registry + `tracing_opentelemetry::MetricsLayer` over an `SdkMeterProvider`
 //!   with a `ManualReader` (never collected while measuring); default cardinality limit (2,000).
 //!   `otel-metrics-200k`: the same with a View raising the limit to 200,000.
@@ -208,8 +208,9 @@ impl Installed {
 /// into [`ATOMIC`] (count) and [`ATOMIC_SUM`] (nanoseconds) on close. No tags, no series.
 pub struct SpanTimer;
 
-/// What [`SpanTimer`] keeps in a span's extensions.
-struct Opened(std::time::Instant);
+/// What [`SpanTimer`] keeps in a span's extensions: the open time, from the TSC (`quanta`, the
+/// clock tally reads too; cheaper than the OS clock).
+struct Opened(quanta::Instant);
 
 impl<S> Layer<S> for SpanTimer
 where
@@ -222,7 +223,7 @@ where
         ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(Opened(std::time::Instant::now()));
+            span.extensions_mut().insert(Opened(quanta::Instant::now()));
         }
     }
 
