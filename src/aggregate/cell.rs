@@ -2,8 +2,8 @@
 //!
 //! Each thread that records a series gets a cell of its own for it, so no cache line is written
 //! by two application threads: the thread that admitted the series writes the home cell inside
-//! the series' entry, every other thread a [`Cell`] of its own ([`CellRef`] is either). The owning thread updates the cell with uncontended atomic
-//! read-modify-write operations; the flusher takes each value with an atomic `swap`, so every
+//! the series' entry, every other thread a [`Cell`] of its own ([`CellRef`] is either). The
+//! owning thread updates the cell with uncontended atomic read-modify-write operations; the flusher takes each value with an atomic `swap`, so every
 //! update lands in exactly one interval and nothing is counted twice or lost. No lock is taken.
 //!
 //! Integer counters, the most frequent update, go further: the owner keeps a running sum with a
@@ -81,26 +81,9 @@ impl CellRef {
     }
 }
 
-/// Thread-local tables hold cells in a set keyed by their series hash: one slot per series, no
-/// copy of the hash beside the pointer.
-impl std::borrow::Borrow<u64> for CellRef {
-    fn borrow(&self) -> &u64 {
-        &self.entry().hash
-    }
-}
-
-impl PartialEq for CellRef {
-    fn eq(&self, other: &CellRef) -> bool {
-        self.entry().hash == other.entry().hash
-    }
-}
-
-impl Eq for CellRef {}
-
-impl std::hash::Hash for CellRef {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // As `u64` hashes itself, so that lookups by hash (through `Borrow`) find it.
-        state.write_u64(self.entry().hash);
+impl AsRef<SeriesEntry> for CellRef {
+    fn as_ref(&self) -> &SeriesEntry {
+        &self.entry
     }
 }
 

@@ -6,14 +6,12 @@
 //! series (tagged `overflow:true`). The flusher evicts series that stayed idle, which frees their
 //! place under the limits.
 
-use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::hash::{hash_str, hash_value_text, series_hash, tag_hash, BuildPassThrough};
-use super::series::{MetricDesc, SeriesEntry};
+use super::series::{ByHash, MetricDesc, SeriesEntry};
 use super::series::{MetricKind, SeriesTags};
 use super::tag::Tag;
 
@@ -39,32 +37,8 @@ pub(crate) struct Resolution {
     pub(crate) home: bool,
 }
 
-/// An entry in a shard, found by its series hash: one pointer per slot.
-#[derive(Debug)]
-struct ByHash(Arc<SeriesEntry>);
-
-impl Borrow<u64> for ByHash {
-    fn borrow(&self) -> &u64 {
-        &self.0.hash
-    }
-}
-
-impl PartialEq for ByHash {
-    fn eq(&self, other: &ByHash) -> bool {
-        self.0.hash == other.0.hash
-    }
-}
-
-impl Eq for ByHash {}
-
-impl Hash for ByHash {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // As `u64` hashes itself, so that lookups by hash (through `Borrow`) find it.
-        state.write_u64(self.0.hash);
-    }
-}
-
-type Shard = HashSet<ByHash, BuildPassThrough>;
+/// A shard: one pointer per series, found by series hash.
+type Shard = HashSet<ByHash<Arc<SeriesEntry>>, BuildPassThrough>;
 
 /// What identifies a metric: name, kind, monotonicity, unit.
 type MetricKey = (String, MetricKind, bool, Option<String>);

@@ -1,6 +1,8 @@
 //! Metric descriptions and series entries: the identity of what is aggregated.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -142,6 +144,32 @@ impl SeriesEntry {
     #[inline]
     pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Relaxed)
+    }
+}
+
+/// A handle on a series (`Arc<SeriesEntry>`, a thread's `CellRef`) in a hash set, found by the
+/// series hash kept in the entry: one handle per slot, no copy of the hash beside it.
+#[derive(Debug)]
+pub(crate) struct ByHash<T>(pub(crate) T);
+
+impl<T: AsRef<SeriesEntry>> Borrow<u64> for ByHash<T> {
+    fn borrow(&self) -> &u64 {
+        &self.0.as_ref().hash
+    }
+}
+
+impl<T: AsRef<SeriesEntry>> PartialEq for ByHash<T> {
+    fn eq(&self, other: &ByHash<T>) -> bool {
+        self.0.as_ref().hash == other.0.as_ref().hash
+    }
+}
+
+impl<T: AsRef<SeriesEntry>> Eq for ByHash<T> {}
+
+impl<T: AsRef<SeriesEntry>> Hash for ByHash<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `u64` hashes itself, so that lookups by hash (through `Borrow`) find it.
+        state.write_u64(self.0.as_ref().hash);
     }
 }
 

@@ -14,7 +14,7 @@ use super::breadcrumbs::Breadcrumbs;
 use super::plan::{callsite_key, Plan, Plans};
 use crate::aggregate::cell::{Cell as SeriesCell, CellRef};
 use crate::aggregate::hash::BuildPassThrough;
-use crate::aggregate::series::{MetricDesc, SeriesTags};
+use crate::aggregate::series::{ByHash, MetricDesc, SeriesTags};
 
 use crate::pipeline::{Shared, CLOSED};
 use crate::stats::DropReason;
@@ -88,7 +88,7 @@ impl PlanCache {
 #[derive(Default)]
 pub(crate) struct Series {
     /// The cell of every series this thread writes, found by series hash.
-    cells: HashSet<CellRef, BuildPassThrough>,
+    cells: HashSet<ByHash<CellRef>, BuildPassThrough>,
     /// Series rejected by a limit, by hash: their metric's overflow cell, until the next epoch.
     aliases: HashMap<u64, CellRef, BuildPassThrough>,
 }
@@ -105,7 +105,11 @@ impl Series {
         tags: impl FnOnce() -> SeriesTags,
         f: impl FnOnce(&CellRef) -> R,
     ) -> R {
-        if let Some(cell) = self.cells.get(&hash) {
+        if let Some(ByHash(cell)) = self.cells.get(&hash) {
+            if !cell.entry().is_retired() {
+                return f(cell);
+            }
+        } else if let Some(cell) = self.aliases.get(&hash) {
             if !cell.entry().is_retired() {
                 return f(cell);
             }
@@ -124,19 +128,14 @@ impl Series {
         metric: &Arc<MetricDesc>,
         tags: impl FnOnce() -> SeriesTags,
     ) -> CellRef {
-        if let Some(cell) = self.aliases.get(&hash) {
-            if !cell.entry().is_retired() {
-                return cell.clone();
-            }
-        }
         self.cells.remove(&hash);
         let resolution = shared.registry.resolve(hash, metric, epoch, tags);
         let entry = resolution.entry;
         // An overflow series is shared by every rejected series of its metric: its cell is
         // indexed under each rejected hash too (in `aliases`), so later values of that series
-        // skip the registry until the next epoch's sweep forgets the alias.
+        // stay on the fast path until the next epoch's sweep forgets the alias.
         let cell = match self.cells.get(&entry.hash) {
-            Some(cell) if !cell.entry().is_retired() => cell.clone(),
+            Some(ByHash(cell)) if !cell.entry().is_retired() => cell.clone(),
             _ => {
                 // The flusher finds home cells through the registry; a cell of this thread's
                 // own is announced to it.
@@ -147,7 +146,7 @@ impl Series {
                     shared.announce(cell.clone());
                     CellRef::own(cell)
                 };
-                self.cells.replace(cell.clone());
+                self.cells.replace(ByHash(cell.clone()));
                 cell
             }
         };
@@ -159,7 +158,7 @@ impl Series {
 
     /// Forgets retired cells and the aliases of rejected series.
     fn sweep(&mut self) {
-        self.cells.retain(|cell| !cell.entry().is_retired());
+        self.cells.retain(|ByHash(cell)| !cell.entry().is_retired());
         self.aliases.clear();
     }
 }
