@@ -142,4 +142,4 @@ pub use flush::FlushGuard;
 pub use init::{flush, init, try_init};
 pub use layer::TallyLayer;
 pub use sink::summary::Summary;
-pub use stats::{DropReason, Stats};
+pub use stats::{DropReason, MetricLoss, Stats};

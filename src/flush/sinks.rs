@@ -23,21 +23,30 @@ pub(crate) enum Message {
 /// Runs sink calls with accounting: errors and panics are counted, never propagated.
 pub(crate) struct Runner {
     sink: Box<dyn Sink>,
+    /// The sink's name, asked once.
+    name: Box<str>,
     shared: Arc<Shared>,
 }
 
 impl Runner {
+    fn new(sink: Box<dyn Sink>, shared: Arc<Shared>) -> Runner {
+        let name = catch_unwind(AssertUnwindSafe(|| Box::<str>::from(sink.name())));
+        Runner { name: name.unwrap_or_else(|_| "(unnamed)".into()), sink, shared }
+    }
+
     fn export(&mut self, batch: &Batch) {
         let records = (batch.metrics().len() + batch.errors().len()) as u64;
-        match catch_unwind(AssertUnwindSafe(|| self.sink.export(batch))) {
-            Ok(Ok(())) => {}
+        let lost = match catch_unwind(AssertUnwindSafe(|| self.sink.export(batch))) {
+            Ok(Ok(())) => return,
             Ok(Err(error)) => {
-                self.shared.counters.dropped(DropReason::SinkError, records);
                 Counters::bump(&self.shared.counters.export_failures, 1);
                 self.report(&error);
+                DropReason::SinkError
             }
-            Err(_) => self.shared.counters.dropped(DropReason::SinkPanic, records),
-        }
+            Err(_) => DropReason::SinkPanic,
+        };
+        self.shared.counters.dropped(lost, records);
+        self.shared.counters.metric_losses.lose_records(&self.name, batch.metrics());
     }
 
     fn flush(&mut self, deadline: Instant, shutdown: bool) -> bool {
@@ -63,14 +72,14 @@ impl Runner {
 
     fn report(&self, error: &ExportError) {
         if self.shared.config.debug {
-            crate::debug::log(format_args!("sink {} failed: {error}", self.sink.name()));
+            crate::debug::log(format_args!("sink {} failed: {error}", self.name));
         }
     }
 }
 
 /// A sink as the flusher sees it.
 pub(crate) enum SinkHandle {
-    Threaded { queue: Sender<Message>, thread: Option<JoinHandle<()>> },
+    Threaded { name: Box<str>, queue: Sender<Message>, thread: Option<JoinHandle<()>> },
     Inline(Runner),
 }
 
@@ -82,39 +91,40 @@ impl SinkHandle {
         capacity: usize,
     ) -> std::io::Result<SinkHandle> {
         let (queue, inbox) = crossbeam_channel::bounded::<Message>(capacity.max(1));
-        let name = format!("tally-sink-{}", sink.name());
-        let mut runner = Runner { sink, shared };
-        let thread = std::thread::Builder::new().name(name).spawn(move || {
-            // Nothing this thread does may feed events back into the layer.
-            crate::layer::local::suppress_this_thread();
-            for message in inbox {
-                match message {
-                    Message::Export(batch) => runner.export(&batch),
-                    Message::Flush(ticket) => {
-                        let ok = runner.flush(ticket.deadline, false);
-                        ticket.complete(ok);
-                    }
-                    Message::Shutdown(ticket) => {
-                        let ok = runner.flush(ticket.deadline, true);
-                        ticket.complete(ok);
-                        return;
+        let mut runner = Runner::new(sink, shared);
+        let name = runner.name.clone();
+        let thread =
+            std::thread::Builder::new().name(format!("tally-sink-{name}")).spawn(move || {
+                // Nothing this thread does may feed events back into the layer.
+                crate::layer::local::suppress_this_thread();
+                for message in inbox {
+                    match message {
+                        Message::Export(batch) => runner.export(&batch),
+                        Message::Flush(ticket) => {
+                            let ok = runner.flush(ticket.deadline, false);
+                            ticket.complete(ok);
+                        }
+                        Message::Shutdown(ticket) => {
+                            let ok = runner.flush(ticket.deadline, true);
+                            ticket.complete(ok);
+                            return;
+                        }
                     }
                 }
-            }
-        })?;
-        Ok(SinkHandle::Threaded { queue, thread: Some(thread) })
+            })?;
+        Ok(SinkHandle::Threaded { name, queue, thread: Some(thread) })
     }
 
     /// Runs `sink` on the flushing thread (manual mode).
     pub(crate) fn inline(sink: Box<dyn Sink>, shared: Arc<Shared>) -> SinkHandle {
-        SinkHandle::Inline(Runner { sink, shared })
+        SinkHandle::Inline(Runner::new(sink, shared))
     }
 
     /// Hands a batch over; counts its records as dropped if the queue is full.
     pub(crate) fn export(&mut self, batch: &Arc<Batch>, shared: &Shared) {
         match self {
             SinkHandle::Inline(runner) => runner.export(batch),
-            SinkHandle::Threaded { queue, .. } => {
+            SinkHandle::Threaded { name, queue, .. } => {
                 if let Err(error) = queue.try_send(Message::Export(batch.clone())) {
                     let records = (batch.metrics().len() + batch.errors().len()) as u64;
                     let reason = match error {
@@ -122,6 +132,7 @@ impl SinkHandle {
                         TrySendError::Disconnected(_) => DropReason::Closed,
                     };
                     shared.counters.dropped(reason, records);
+                    shared.counters.metric_losses.lose_records(name, batch.metrics());
                 }
             }
         }

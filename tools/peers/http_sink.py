@@ -39,7 +39,7 @@ import uuid
 import zlib
 
 ENVELOPE_PATH = re.compile(r"^/api/\d+/envelope/?$")
-BEHAVIOR_KEYS = {"status", "headers", "delay", "close", "times", "body"}
+BEHAVIOR_KEYS = {"status", "headers", "delay", "close", "times", "body", "truncate", "hang"}
 MAX_BODY = 256 * 1024 * 1024
 
 _lock = threading.Lock()
@@ -61,7 +61,8 @@ def validate_behavior(obj):
     unknown = set(obj) - BEHAVIOR_KEYS
     if unknown:
         raise BadRequest(f"unknown behaviour keys: {sorted(unknown)}")
-    b = {"status": None, "headers": {}, "delay": 0.0, "close": False, "remaining": None, "body": None}
+    b = {"status": None, "headers": {}, "delay": 0.0, "close": False, "remaining": None, "body": None,
+         "truncate": False, "hang": False}
     status = obj.get("status")
     if status is not None:
         if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
@@ -87,6 +88,12 @@ def validate_behavior(obj):
         if not isinstance(close, bool):
             raise BadRequest("close must be a boolean")
         b["close"] = close
+    for flag in ("truncate", "hang"):
+        value = obj.get(flag)
+        if value is not None:
+            if not isinstance(value, bool):
+                raise BadRequest(f"{flag} must be a boolean")
+            b[flag] = value
     times = obj.get("times")
     if times is not None:
         if not isinstance(times, int) or isinstance(times, bool) or times < 1:
@@ -109,6 +116,8 @@ def describe_behavior(b):
         "close": b["close"],
         "times": b["remaining"],
         "body": b["body"],
+        "truncate": b["truncate"],
+        "hang": b["hang"],
     }
 
 
@@ -285,6 +294,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.record(path, query, raw, chunked, decoded, None, status)
             self.reply(status, body)
             return
+        if b["hang"]:
+            # Accept the request and never answer, until the client gives up (or 120 s pass).
+            self.record(path, query, raw, chunked, decoded, None, "hung")
+            self.close_connection = True
+            self.connection.settimeout(120)
+            try:
+                while self.connection.recv(65536):
+                    pass
+            except OSError:
+                pass
+            return
         if b["close"]:
             answered = "closed"
             status, body = None, None
@@ -300,7 +320,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 body = {"detail": f"injected status {status}"}
             answered = status
-        self.record(path, query, raw, chunked, decoded, None, answered)
+        self.record(path, query, raw, chunked, decoded, None, answered, truncated=b["truncate"])
         if b["delay"] > 0:
             time.sleep(b["delay"])
         if b["close"]:
@@ -310,9 +330,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if b["truncate"]:
+            # The status line, the headers and half the body, then a reset.
+            if not isinstance(body, (bytes, str)):
+                body = json.dumps(body)
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) + 64))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.connection.close()
+            except OSError:
+                pass
+            return
         self.reply(status, body, b["headers"])
 
-    def record(self, path, query, raw, chunked, decoded, error, answered):
+    def record(self, path, query, raw, chunked, decoded, error, answered, truncated=False):
         try:
             text = decoded.decode("utf-8")
         except UnicodeDecodeError:
@@ -336,6 +375,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "body_b64": base64.b64encode(decoded).decode("ascii"),
                 "received_at": time.time(),
                 "answered": answered,
+                "truncated": truncated,
                 "error": error,
             })
 

@@ -47,7 +47,7 @@ impl RetryBuffer {
     /// Drops everything, counting it as `loss`.
     pub(crate) fn clear(&mut self, loss: Loss, losses: &Losses) {
         while let Some(payload) = self.pop_front() {
-            losses.record(loss, payload.items());
+            payload.lose(loss, losses);
         }
     }
 
@@ -68,7 +68,7 @@ impl RetryBuffer {
     fn evict(&mut self, losses: &Losses) {
         while self.bytes > self.capacity {
             let Some(oldest) = self.pop_front() else { break };
-            losses.record(Loss::BufferFull, oldest.items());
+            oldest.lose(Loss::BufferFull, losses);
         }
     }
 }
@@ -83,7 +83,7 @@ mod tests {
     fn payload(tag: u8, items: usize) -> Payload {
         let mut all = Items::default();
         for _ in 0..items {
-            all.push(0, |out| out.extend_from_slice(&[b'"', b'a' + tag, b'"']));
+            all.push(0, None, |out| out.extend_from_slice(&[b'"', b'a' + tag, b'"']));
         }
         pack(Kind::Series, Compression::None, &all, 0..items)
     }

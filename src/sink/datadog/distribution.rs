@@ -20,6 +20,7 @@ use super::options::DatadogOptions;
 use super::payload::Items;
 use super::window::{self, Fit, Window};
 use crate::batch::{Batch, DistributionValue, MetricValue};
+use crate::stats::Carried;
 
 /// Every distribution record of `batch` as a distribution-point series (when points are on).
 pub(crate) fn encode(
@@ -38,26 +39,27 @@ pub(crate) fn encode(
             continue;
         }
         let timestamp = window::unix(record.timestamp());
+        let carried = Carried::of(record);
         match window.fit(timestamp) {
             Fit::Inside => {}
             Fit::Stale => {
-                losses.record(Loss::Stale, 1);
+                losses.record_items(Loss::Stale, 1, [&carried]);
                 continue;
             }
             Fit::Future => {
-                losses.record(Loss::Future, 1);
+                losses.record_items(Loss::Future, 1, [&carried]);
                 continue;
             }
         }
         let (values, left_out) = values(d, options.max_distribution_values);
         losses.record(Loss::Sampled, left_out);
         if values.is_empty() {
-            losses.record(Loss::NonFinite, 1);
+            losses.record_items(Loss::NonFinite, 1, [&carried]);
             continue;
         }
         let context = Context::new(batch.global_tags(), record.tags(), &options.host);
         let name = context::metric_name(record.name());
-        items.push(timestamp, |out| {
+        items.push(timestamp, Some(carried), |out| {
             let mut o = Object::new(out);
             o.field("metric", name.as_ref());
             o.with("points", |out| {

@@ -69,7 +69,7 @@ pub(crate) fn encode(
         }
         *sent += 1;
         let context = Context::new(batch.global_tags(), &error.tags, &options.host);
-        items.push(timestamp, |out| {
+        items.push(timestamp, None, |out| {
             let mut o = Object::new(out);
             o.field("title", &title(error));
             o.field("text", &text(error));

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::stats::DropReason;
+use crate::stats::{Carried, DropReason};
 
 /// Why the sink left something out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +96,12 @@ impl Loss {
 }
 
 type Forward = dyn Fn(DropReason, u64) + Send + Sync;
+type Book = dyn Fn(&[&Carried]) + Send + Sync;
 
 struct Inner {
     counts: [AtomicU64; Loss::ALL.len()],
     forward: Box<Forward>,
+    book: Box<Book>,
 }
 
 /// Loss counters shared by the encoder side and the sender thread.
@@ -107,9 +109,33 @@ struct Inner {
 pub(crate) struct Losses(Arc<Inner>);
 
 impl Losses {
-    /// Counters that also report each loss to `forward` (the pipeline's drop counters).
-    pub(crate) fn new(forward: impl Fn(DropReason, u64) + Send + Sync + 'static) -> Self {
-        Losses(Arc::new(Inner { counts: Default::default(), forward: Box::new(forward) }))
+    /// Counters that also report each loss to `forward` (the pipeline's drop counters) and
+    /// the metric points lost to `book` (the pipeline's per-metric ledger).
+    pub(crate) fn new(
+        forward: impl Fn(DropReason, u64) + Send + Sync + 'static,
+        book: impl Fn(&[&Carried]) + Send + Sync + 'static,
+    ) -> Self {
+        Losses(Arc::new(Inner {
+            counts: Default::default(),
+            forward: Box::new(forward),
+            book: Box::new(book),
+        }))
+    }
+
+    /// Counts `n` items lost to `loss`, of which the metric points `carried` go to the ledger.
+    pub(crate) fn record_items<'a>(
+        &self,
+        loss: Loss,
+        n: u64,
+        carried: impl IntoIterator<Item = &'a Carried>,
+    ) {
+        self.record(loss, n);
+        if loss != Loss::Sampled {
+            let carried: Vec<&Carried> = carried.into_iter().collect();
+            if !carried.is_empty() {
+                (self.0.book)(&carried);
+            }
+        }
     }
 
     /// Counts `n` losses of one cause.
@@ -161,7 +187,7 @@ pub(crate) mod testing {
     pub(crate) fn recording() -> (Losses, Forwarded) {
         let forwarded = Arc::new(Mutex::new(Vec::new()));
         let sink = forwarded.clone();
-        let losses = Losses::new(move |reason, n| sink.lock().unwrap().push((reason, n)));
+        let losses = Losses::new(move |reason, n| sink.lock().unwrap().push((reason, n)), |_| {});
         (losses, forwarded)
     }
 }

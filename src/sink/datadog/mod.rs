@@ -91,7 +91,11 @@ impl DatadogSink {
     /// Starts the sender thread; drops are counted in `shared`'s statistics.
     pub(crate) fn new(options: DatadogOptions, shared: Arc<Shared>) -> std::io::Result<Self> {
         let debug = shared.config.debug;
-        let losses = Losses::new(move |reason, n| shared.counters.dropped(reason, n));
+        let ledger = shared.clone();
+        let losses = Losses::new(
+            move |reason, n| shared.counters.dropped(reason, n),
+            move |carried| ledger.counters.metric_losses.lose("datadog", carried.iter().copied()),
+        );
         DatadogSink::start(options, debug, losses)
     }
 

@@ -21,6 +21,7 @@ use std::ops::Range;
 use super::losses::{Loss, Losses};
 use super::options::Compression;
 use super::window::{Fit, Window};
+use crate::stats::Carried;
 
 /// Upper bound of what the intake takes per request (v2 series: 512,000 compressed, 5,242,880
 /// uncompressed), with the 10% margin applied.
@@ -115,12 +116,14 @@ impl Kind {
     }
 }
 
-/// An item's place: a byte range and its timestamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An item's place: a byte range and its timestamp, and the metric point it stands for (for
+/// the per-metric loss ledger; events and a record's extra aggregate series carry none).
+#[derive(Debug, Clone, PartialEq)]
 struct Entry {
     start: usize,
     end: usize,
     timestamp: i64,
+    carried: Option<Carried>,
 }
 
 /// Encoded JSON items, back to back.
@@ -131,13 +134,19 @@ pub(crate) struct Items {
 }
 
 impl Items {
-    /// Appends the item `write` produces; an item of zero bytes is not kept.
-    pub(crate) fn push(&mut self, timestamp: i64, write: impl FnOnce(&mut Vec<u8>)) {
+    /// Appends the item `write` produces, standing for `carried`; an item of zero bytes is
+    /// not kept.
+    pub(crate) fn push(
+        &mut self,
+        timestamp: i64,
+        carried: Option<Carried>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         let start = self.bytes.len();
         write(&mut self.bytes);
         let end = self.bytes.len();
         if end > start {
-            self.entries.push(Entry { start, end, timestamp });
+            self.entries.push(Entry { start, end, timestamp, carried });
         }
     }
 
@@ -156,10 +165,21 @@ impl Items {
         let entry = self.entries.get(i)?;
         Some((self.bytes.get(entry.start..entry.end)?, entry.timestamp))
     }
+
+    /// The metric point the `i`th item stands for.
+    fn carried(&self, i: usize) -> Option<Carried> {
+        self.entries.get(i)?.carried.clone()
+    }
+
+    /// Counts the `i`th item as lost to `loss`.
+    fn lose(&self, i: usize, loss: Loss, losses: &Losses) {
+        let carried = self.entries.get(i).and_then(|e| e.carried.as_ref());
+        losses.record_items(loss, 1, carried);
+    }
 }
 
 /// A request body ready to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Payload {
     pub(crate) kind: Kind,
     /// How `body` is compressed.
@@ -181,13 +201,19 @@ impl Payload {
         self.body.len() + self.entries.len() * std::mem::size_of::<Entry>()
     }
 
+    /// Counts every item as lost to `loss`.
+    pub(crate) fn lose(&self, loss: Loss, losses: &Losses) {
+        let carried = self.entries.iter().filter_map(|e| e.carried.as_ref());
+        losses.record_items(loss, self.items(), carried);
+    }
+
     /// The items again (decompressing the body).
     fn unpack(&self) -> std::io::Result<Items> {
         let raw = decompress(&self.body, self.compression)?;
         let mut items = Items::default();
         for entry in &self.entries {
             let bytes = raw.get(entry.start..entry.end).ok_or(std::io::ErrorKind::InvalidData)?;
-            items.push(entry.timestamp, |out| out.extend_from_slice(bytes));
+            items.push(entry.timestamp, entry.carried.clone(), |out| out.extend_from_slice(bytes));
         }
         Ok(items)
     }
@@ -217,9 +243,11 @@ impl Payload {
         for i in 0..items.len() {
             let Some((bytes, timestamp)) = items.get(i) else { continue };
             match window.fit(timestamp) {
-                Fit::Inside => kept.push(timestamp, |out| out.extend_from_slice(bytes)),
-                Fit::Stale => losses.record(Loss::Stale, 1),
-                Fit::Future => losses.record(Loss::Future, 1),
+                Fit::Inside => {
+                    kept.push(timestamp, items.carried(i), |out| out.extend_from_slice(bytes));
+                }
+                Fit::Stale => items.lose(i, Loss::Stale, losses),
+                Fit::Future => items.lose(i, Loss::Future, losses),
             }
         }
         (!kept.is_empty()).then(|| pack(self.kind, self.compression, &kept, 0..kept.len()))
@@ -243,7 +271,7 @@ pub(crate) fn pack(
         }
         let start = raw.len();
         raw.extend_from_slice(bytes);
-        entries.push(Entry { start, end: raw.len(), timestamp });
+        entries.push(Entry { start, end: raw.len(), timestamp, carried: items.carried(i) });
     }
     raw.extend_from_slice(kind.suffix());
     let (body, compression) = compress(raw, compression);
@@ -268,7 +296,7 @@ pub(crate) fn chunk(
         let count = i - start;
         if framing + len > limits.max_raw {
             emit(kind, compression, items, start..i, limits, losses, &mut payloads);
-            losses.record(Loss::TooLarge, 1);
+            items.lose(i, Loss::TooLarge, losses);
             start = i + 1;
             raw = framing;
             continue;
@@ -301,7 +329,7 @@ fn emit(
     if payload.body.len() <= limits.max_body {
         out.push(payload);
     } else if range.len() == 1 {
-        losses.record(Loss::TooLarge, 1);
+        items.lose(range.start, Loss::TooLarge, losses);
     } else {
         let middle = range.start + range.len() / 2;
         emit(kind, compression, items, range.start..middle, limits, losses, out);
@@ -358,7 +386,7 @@ mod tests {
     fn items(n: usize, len: usize) -> Items {
         let mut items = Items::default();
         for i in 0..n {
-            items.push(NOW, |out| {
+            items.push(NOW, None, |out| {
                 let text = format!("{i:0width$}", width = len - 2);
                 out.extend_from_slice(format!("\"{text}\"").as_bytes());
             });
@@ -431,7 +459,7 @@ mod tests {
         // Incompressible items: hex of a hash per item.
         let mut items = Items::default();
         for i in 0..64u64 {
-            items.push(NOW, |out| {
+            items.push(NOW, None, |out| {
                 let text: String = (0..16)
                     .map(|k| format!("{:016x}", crate::aggregate::hash::mix(i * 131 + k)))
                     .collect();
@@ -450,8 +478,10 @@ mod tests {
     fn oversized_single_items_are_dropped_and_counted() {
         let (losses, _) = recording();
         let mut items = items(3, 10);
-        items.push(NOW, |out| out.extend_from_slice(format!("\"{}\"", "x".repeat(200)).as_bytes()));
-        items.push(NOW, |out| out.extend_from_slice(b"\"last-one\""));
+        items.push(NOW, None, |out| {
+            out.extend_from_slice(format!("\"{}\"", "x".repeat(200)).as_bytes())
+        });
+        items.push(NOW, None, |out| out.extend_from_slice(b"\"last-one\""));
         let limits = Limits { max_items: 1000, max_raw: 100, max_body: 10_000 };
         let payloads = chunk(Kind::Series, Compression::None, &items, &limits, &losses);
         let all: Vec<String> = payloads.iter().flat_map(raw_items).collect();
@@ -486,7 +516,9 @@ mod tests {
         let (losses, _) = recording();
         let mut items = Items::default();
         for (i, offset) in [0i64, -4000, 30, 3600].into_iter().enumerate() {
-            items.push(NOW + offset, |out| out.extend_from_slice(format!("\"{i}\"").as_bytes()));
+            items.push(NOW + offset, None, |out| {
+                out.extend_from_slice(format!("\"{i}\"").as_bytes())
+            });
         }
         let payload = pack(Kind::Series, Compression::Deflate, &items, 0..4);
         let window = Window::metrics(UNIX_EPOCH + Duration::from_secs(NOW as u64));

@@ -23,6 +23,7 @@ use super::options::{DatadogOptions, HistogramAggregate};
 use super::payload::Items;
 use super::window::{self, Fit, Window};
 use crate::batch::{Batch, DistributionValue, MetricRecord, MetricValue};
+use crate::stats::Carried;
 
 /// `MetricIntakeType`: count.
 pub(crate) const COUNT: u8 = 1;
@@ -35,6 +36,9 @@ struct Point<'a> {
     kind: u8,
     value: f64,
     unit: Option<&'static str>,
+    /// Whether this point stands for its record in the loss ledger (one point per record: the
+    /// `.count` aggregate of a distribution, or its first aggregate).
+    carries: bool,
 }
 
 /// Every metric record of `batch` that maps to series, as series items.
@@ -51,25 +55,27 @@ pub(crate) fn encode(
             continue;
         }
         let timestamp = window::unix(record.timestamp());
+        let carried = Carried::of(record);
         match window.fit(timestamp) {
             Fit::Inside => {}
             Fit::Stale => {
-                losses.record(Loss::Stale, points.len() as u64);
+                losses.record_items(Loss::Stale, points.len() as u64, [&carried]);
                 continue;
             }
             Fit::Future => {
-                losses.record(Loss::Future, points.len() as u64);
+                losses.record_items(Loss::Future, points.len() as u64, [&carried]);
                 continue;
             }
         }
         let context = Context::new(batch.global_tags(), record.tags(), &options.host);
         let interval = record.interval().as_secs().max(1);
         for point in points {
+            let carried = point.carries.then(|| carried.clone());
             if !point.value.is_finite() {
-                losses.record(Loss::NonFinite, 1);
+                losses.record_items(Loss::NonFinite, 1, &carried);
                 continue;
             }
-            items.push(timestamp, |out| write(out, &point, timestamp, interval, &context));
+            items.push(timestamp, carried, |out| write(out, &point, timestamp, interval, &context));
         }
     }
     items
@@ -80,22 +86,28 @@ fn points<'a>(record: &'a MetricRecord, options: &DatadogOptions) -> Vec<Point<'
     let name = context::metric_name(record.name());
     let unit = record.unit().and_then(context::unit);
     match record.value() {
-        MetricValue::Counter(c) => vec![Point { name, kind: COUNT, value: c.sum(), unit }],
-        MetricValue::Gauge(g) => vec![Point { name, kind: GAUGE, value: g.last, unit }],
+        MetricValue::Counter(c) => {
+            vec![Point { name, kind: COUNT, value: c.sum(), unit, carries: true }]
+        }
+        MetricValue::Gauge(g) => {
+            vec![Point { name, kind: GAUGE, value: g.last, unit, carries: true }]
+        }
         MetricValue::Set(s) => {
-            vec![Point { name, kind: GAUGE, value: s.unique as f64, unit: None }]
+            vec![Point { name, kind: GAUGE, value: s.unique as f64, unit: None, carries: true }]
         }
         MetricValue::Distribution(d) if options.distributions.aggregates() && d.count > 0 => {
-            options
-                .aggregates
+            let aggregates = &options.aggregates;
+            let carrier = aggregates.iter().position(|&a| a == HistogramAggregate::Count);
+            aggregates
                 .iter()
-                .map(|&aggregate| {
+                .enumerate()
+                .map(|(i, &aggregate)| {
                     let (kind, value, unit) = match aggregate {
                         HistogramAggregate::Count => (COUNT, d.count as f64, None),
                         aggregate => (GAUGE, aggregate_value(d, aggregate), unit),
                     };
                     let name = Cow::Owned(format!("{name}.{}", aggregate.suffix()));
-                    Point { name, kind, value, unit }
+                    Point { name, kind, value, unit, carries: i == carrier.unwrap_or(0) }
                 })
                 .collect()
         }

@@ -123,7 +123,7 @@ impl Transport {
             Ok(()) => {}
             Err(TrySendError::Full(task) | TrySendError::Disconnected(task)) => {
                 if let Task::Send(payload) = task {
-                    self.losses.record(Loss::QueueFull, payload.items());
+                    payload.lose(Loss::QueueFull, &self.losses);
                 }
             }
         }
@@ -258,7 +258,7 @@ impl Worker {
         // The sink was dropped without a shutdown: what is left is lost.
         for task in inbox.try_iter() {
             if let Task::Send(payload) = task {
-                self.losses.record(Loss::Shutdown, payload.items());
+                payload.lose(Loss::Shutdown, &self.losses);
             }
         }
         self.buffer.clear(Loss::Shutdown, &self.losses);
@@ -356,13 +356,13 @@ impl Worker {
                                 "a single {} is too large (413), dropped",
                                 single.kind.name()
                             ));
-                            self.losses.record(Loss::TooLarge, single.items());
+                            single.lose(Loss::TooLarge, &self.losses);
                             Outcome::Done
                         }
                     };
                 }
                 Verdict::Unauthorized => {
-                    self.losses.record(Loss::Unauthorized, payload.items());
+                    payload.lose(Loss::Unauthorized, &self.losses);
                     if let Some(pause) = self.breaker.refused(Instant::now()) {
                         self.log(format_args!(
                             "the API key was refused repeatedly: sending paused for {}s",
@@ -372,7 +372,7 @@ impl Worker {
                     return Outcome::Done;
                 }
                 Verdict::Drop(loss) => {
-                    self.losses.record(loss, payload.items());
+                    payload.lose(loss, &self.losses);
                     return Outcome::Done;
                 }
                 Verdict::Retry { after } => {

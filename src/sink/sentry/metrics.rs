@@ -26,6 +26,7 @@ use super::session::is_request_session;
 use super::time::unix_float;
 use crate::batch::session_counter::SESSIONS_METRIC;
 use crate::batch::{merge_tags, DistributionValue, MetricRecord, MetricValue};
+use crate::stats::Carried;
 
 /// Items per `trace_metric` container (the Python SDK flushes at 1000).
 const MAX_ITEMS: usize = 1000;
@@ -42,10 +43,22 @@ pub(crate) struct MetricOptions {
 /// The encoded metrics of a batch.
 #[derive(Debug, Default)]
 pub(crate) struct Encoded {
-    /// `(payload, item count)` per container.
-    pub(crate) containers: Vec<(Vec<u8>, usize)>,
+    pub(crate) containers: Vec<Container>,
     /// Distribution values left out (`buffer_overflow`).
     pub(crate) overflow: u64,
+    /// Records not sent because their value was not a finite number (a counter whose sum
+    /// overflowed, for example).
+    pub(crate) non_finite: Vec<Carried>,
+}
+
+/// One `trace_metric` container.
+#[derive(Debug, Default)]
+pub(crate) struct Container {
+    pub(crate) payload: Vec<u8>,
+    /// Items in it.
+    pub(crate) count: usize,
+    /// The records it stands for: each record in the container that holds its first item.
+    pub(crate) carried: Vec<Carried>,
 }
 
 /// Whether a record goes to Sentry as a metric.
@@ -87,9 +100,11 @@ pub(crate) fn trace_metrics(
 ) -> Encoded {
     let trace_id = format!("{:032x}", common.process_trace_id);
     let mut encoded = Encoded::default();
-    let mut items: Vec<Vec<u8>> = Vec::new();
+    // Each encoded item, with the record it stands for on its record's first item.
+    let mut items: Vec<(Vec<u8>, Option<Carried>)> = Vec::new();
     for record in records {
         let attributes = attributes(common, global, record);
+        let mut carried = Some(Carried::of(record));
         let mut push = |kind: &str, value: f64| {
             if !value.is_finite() {
                 return;
@@ -105,7 +120,7 @@ pub(crate) fn trace_metrics(
             if let Some(unit) = record.unit() {
                 item["unit"] = Value::from(unit);
             }
-            items.push(serde_json::to_vec(&item).unwrap_or_default());
+            items.push((serde_json::to_vec(&item).unwrap_or_default(), carried.take()));
         };
         match record.value() {
             MetricValue::Counter(c) => push("counter", c.sum()),
@@ -119,30 +134,34 @@ pub(crate) fn trace_metrics(
                 }
             }
         }
+        // Nothing was encoded: the record is lost, and counted.
+        encoded.non_finite.extend(carried);
     }
     // Pack items into containers under both limits.
-    let mut payload = Vec::new();
-    let mut count = 0;
-    let flush = |payload: &mut Vec<u8>, count: &mut usize, encoded: &mut Encoded| {
-        if *count > 0 {
-            payload.extend_from_slice(b"]}");
-            encoded.containers.push((std::mem::take(payload), *count));
-            *count = 0;
+    let mut container = Container::default();
+    let close = |container: &mut Container, encoded: &mut Encoded| {
+        if container.count > 0 {
+            container.payload.extend_from_slice(b"]}");
+            encoded.containers.push(std::mem::take(container));
         }
     };
-    for item in items {
-        if count == MAX_ITEMS || (count > 0 && payload.len() + item.len() + 2 > MAX_PAYLOAD) {
-            flush(&mut payload, &mut count, &mut encoded);
+    for (item, carried) in items {
+        let count = container.count;
+        if count == MAX_ITEMS
+            || (count > 0 && container.payload.len() + item.len() + 2 > MAX_PAYLOAD)
+        {
+            close(&mut container, &mut encoded);
         }
-        if count == 0 {
-            payload.extend_from_slice(br#"{"version":2,"items":["#);
+        if container.count == 0 {
+            container.payload.extend_from_slice(br#"{"version":2,"items":["#);
         } else {
-            payload.push(b',');
+            container.payload.push(b',');
         }
-        payload.extend_from_slice(&item);
-        count += 1;
+        container.payload.extend_from_slice(&item);
+        container.count += 1;
+        container.carried.extend(carried);
     }
-    flush(&mut payload, &mut count, &mut encoded);
+    close(&mut container, &mut encoded);
     encoded
 }
 

@@ -47,12 +47,12 @@ pub use self::dsn::{Dsn, DsnError};
 use self::metrics::MetricOptions;
 use self::ratelimit::Category;
 use self::scrub::Scrubber;
-use self::transport::{Item, ItemBody, Outgoing, Transport, TransportOptions};
+use self::transport::{Accounts, Item, ItemBody, Outgoing, Transport, TransportOptions};
 use super::Sink;
 use crate::batch::{Batch, ErrorEvent, Transaction};
 use crate::error::{ExportError, ExportErrorKind};
 use crate::pipeline::Shared;
-use crate::stats::{DropReason, Stats};
+use crate::stats::{Carried, DropReason, Stats};
 
 type BeforeSend = Arc<dyn Fn(ErrorEvent) -> Option<ErrorEvent> + Send + Sync>;
 type BeforeSendTransaction = Arc<dyn Fn(Transaction) -> Option<Transaction> + Send + Sync>;
@@ -276,7 +276,8 @@ impl SentrySink {
             client_reports: options.client_reports,
             debug: shared.config.debug,
         };
-        let transport = Transport::start(transport_options, reports.clone())?;
+        let accounts = Accounts::new(reports.clone(), Some(shared.clone()));
+        let transport = Transport::start(transport_options, accounts)?;
         let scrubber = Scrubber::new(options.send_default_pii, options.scrub_keys.clone());
         let mut ids = time::Ids::new();
         let process_trace_id = (u128::from(ids.next_u64()) << 64) | u128::from(ids.next_u64());
@@ -345,12 +346,7 @@ impl SentrySink {
             return;
         };
         let (event_id, payload) = event::encode(common, &error, &mut self.ids);
-        let item = Item {
-            category: Category::Error,
-            quantity: 1,
-            also: None,
-            body: ItemBody::Plain { item_type: "event", payload },
-        };
+        let item = Item::new(Category::Error, 1, ItemBody::Plain { item_type: "event", payload });
         self.transport.send(Outgoing { header: self.header(Some(&event_id)), items: vec![item] });
     }
 
@@ -384,12 +380,12 @@ impl SentrySink {
         let dsc =
             transaction::dsc(common, &tx, self.options.dsn.public_key(), self.options.dsn.org_id());
         header.insert("trace".into(), dsc);
-        let item = Item {
-            category: Category::Transaction,
-            quantity: 1,
-            also: Some((Category::Span, tx.spans.len() as u64 + 1)),
-            body: ItemBody::Plain { item_type: "transaction", payload },
-        };
+        let mut item = Item::new(
+            Category::Transaction,
+            1,
+            ItemBody::Plain { item_type: "transaction", payload },
+        );
+        item.also = Some((Category::Span, tx.spans.len() as u64 + 1));
         self.transport.send(Outgoing { header, items: vec![item] });
     }
 
@@ -397,22 +393,19 @@ impl SentrySink {
         let mut items: Vec<Item> = batch
             .sessions()
             .iter()
-            .map(|update| Item {
-                category: Category::Session,
-                quantity: 1,
-                also: None,
-                body: ItemBody::Plain { item_type: "session", payload: session::session(update) },
+            .map(|update| {
+                let payload = session::session(update);
+                Item::new(Category::Session, 1, ItemBody::Plain { item_type: "session", payload })
             })
             .collect();
         let requests: Vec<_> =
             batch.metrics().iter().filter(|r| session::is_request_session(r)).collect();
         for payload in session::aggregates(common, &requests) {
-            items.push(Item {
-                category: Category::Session,
-                quantity: 1,
-                also: None,
-                body: ItemBody::Plain { item_type: "sessions", payload },
-            });
+            items.push(Item::new(
+                Category::Session,
+                1,
+                ItemBody::Plain { item_type: "sessions", payload },
+            ));
         }
         // At most 100 session items per envelope.
         let mut items = items.into_iter().peekable();
@@ -436,12 +429,12 @@ impl SentrySink {
                 &records,
                 self.options.max_distribution_values,
             );
-            let item = Item {
-                category: Category::Default,
-                quantity: records.len() as u64,
-                also: None,
-                body: ItemBody::Plain { item_type: "statsd", payload },
-            };
+            let mut item = Item::new(
+                Category::Default,
+                records.len() as u64,
+                ItemBody::Plain { item_type: "statsd", payload },
+            );
+            item.carried = Some(records.iter().map(|record| Carried::of(record)).collect());
             self.transport.send(Outgoing { header: self.header(None), items: vec![item] });
             return;
         }
@@ -454,18 +447,23 @@ impl SentrySink {
                 encoded.overflow,
             );
         }
-        for (payload, count) in encoded.containers {
-            let item = Item {
-                category: Category::TraceMetric,
-                quantity: count as u64,
-                also: None,
-                body: ItemBody::Container {
+        if !encoded.non_finite.is_empty() {
+            self.shared.counters.dropped(DropReason::SinkError, encoded.non_finite.len() as u64);
+            self.shared.counters.metric_losses.lose("sentry", &encoded.non_finite);
+        }
+        for container in encoded.containers {
+            let count = container.count;
+            let mut item = Item::new(
+                Category::TraceMetric,
+                count as u64,
+                ItemBody::Container {
                     item_type: "trace_metric",
                     content_type: "application/vnd.sentry.items.trace-metric+json",
                     count,
-                    payload,
+                    payload: container.payload,
                 },
-            };
+            );
+            item.carried = Some(container.carried);
             self.transport.send(Outgoing { header: self.header(None), items: vec![item] });
         }
     }

@@ -28,6 +28,8 @@ use super::client_report::{self, ClientReports, DiscardReason};
 use super::envelope::EnvelopeWriter;
 use super::ratelimit::{Category, RateLimits};
 use super::time::rfc3339;
+use crate::pipeline::Shared;
+use crate::stats::{Carried, DropReason};
 
 /// How the transport talks to Sentry.
 #[derive(Debug, Clone)]
@@ -66,7 +68,21 @@ pub(crate) struct Item {
     pub(crate) quantity: u64,
     /// Further categories the item counts in when dropped (a transaction: its spans).
     pub(crate) also: Option<(Category, u64)>,
+    /// The metric points the item stands for (`None`: not metrics, one record).
+    pub(crate) carried: Option<Vec<Carried>>,
     pub(crate) body: ItemBody,
+}
+
+impl Item {
+    /// An item of `quantity` in `category`, counting in no further category, not metrics.
+    pub(crate) fn new(category: Category, quantity: u64, body: ItemBody) -> Item {
+        Item { category, quantity, also: None, carried: None, body }
+    }
+
+    /// Pipeline records the item stands for.
+    fn records(&self) -> u64 {
+        self.carried.as_ref().map_or(1, |carried| carried.len() as u64)
+    }
 }
 
 /// An envelope before serialization: `sent_at` is added when it is sent.
@@ -76,18 +92,45 @@ pub(crate) struct Outgoing {
     pub(crate) items: Vec<Item>,
 }
 
-impl Outgoing {
-    fn record(&self, reports: &ClientReports, reason: DiscardReason) {
-        for item in &self.items {
-            record_item(reports, reason, item);
-        }
-    }
+/// Where the transport books what it gives up: Sentry's client reports, and the pipeline's
+/// drop counters and per-metric ledger.
+#[derive(Clone)]
+pub(crate) struct Accounts {
+    pub(crate) reports: Arc<ClientReports>,
+    pipeline: Option<Arc<Shared>>,
 }
 
-fn record_item(reports: &ClientReports, reason: DiscardReason, item: &Item) {
-    reports.record(reason, item.category, item.quantity);
-    if let Some((category, quantity)) = item.also {
-        reports.record(reason, category, quantity);
+impl Accounts {
+    /// Books into `reports` and, when given, into `pipeline`'s statistics.
+    pub(crate) fn new(reports: Arc<ClientReports>, pipeline: Option<Arc<Shared>>) -> Accounts {
+        Accounts { reports, pipeline }
+    }
+
+    /// Books `item` as lost: reported to Sentry for `reason` when there is one (Relay counts
+    /// what it refused with a 429 itself), counted in the pipeline's statistics either way.
+    fn lose(&self, item: &Item, reason: Option<DiscardReason>) {
+        if let Some(reason) = reason {
+            self.reports.record(reason, item.category, item.quantity);
+            if let Some((category, quantity)) = item.also {
+                self.reports.record(reason, category, quantity);
+            }
+        }
+        if let Some(shared) = &self.pipeline {
+            let dropped = match reason {
+                Some(DiscardReason::QueueOverflow) => DropReason::SinkQueueFull,
+                _ => DropReason::SinkError,
+            };
+            shared.counters.dropped(dropped, item.records());
+            if let Some(carried) = &item.carried {
+                shared.counters.metric_losses.lose("sentry", carried);
+            }
+        }
+    }
+
+    fn lose_all(&self, outgoing: &Outgoing, reason: Option<DiscardReason>) {
+        for item in &outgoing.items {
+            self.lose(item, reason);
+        }
     }
 }
 
@@ -101,7 +144,7 @@ enum Task {
 pub(crate) struct Transport {
     queue: Sender<Task>,
     thread: Option<JoinHandle<()>>,
-    reports: Arc<ClientReports>,
+    accounts: Accounts,
     /// The earliest deadline of a pending flush (nanoseconds after `epoch`), or `u64::MAX`.
     deadline: Arc<AtomicU64>,
     epoch: Instant,
@@ -117,7 +160,7 @@ impl Transport {
     /// Starts the sender thread.
     pub(crate) fn start(
         options: TransportOptions,
-        reports: Arc<ClientReports>,
+        accounts: Accounts,
     ) -> std::io::Result<Transport> {
         let (queue, inbox) = crossbeam_channel::bounded(options.queue.max(1));
         let deadline = Arc::new(AtomicU64::new(u64::MAX));
@@ -126,7 +169,8 @@ impl Transport {
             agent: agent(&options),
             options,
             limits: RateLimits::new(),
-            reports: reports.clone(),
+            reports: accounts.reports.clone(),
+            accounts: accounts.clone(),
             deadline: deadline.clone(),
             epoch,
             jitter: super::time::Ids::new(),
@@ -135,7 +179,7 @@ impl Transport {
             crate::layer::local::suppress_this_thread();
             worker.run(&inbox);
         })?;
-        Ok(Transport { queue, thread: Some(thread), reports, deadline, epoch })
+        Ok(Transport { queue, thread: Some(thread), accounts, deadline, epoch })
     }
 
     /// Queues an envelope; when the queue is full, drops it and records `queue_overflow`.
@@ -145,7 +189,7 @@ impl Transport {
             Err(
                 TrySendError::Full(Task::Send(out)) | TrySendError::Disconnected(Task::Send(out)),
             ) => {
-                out.record(&self.reports, DiscardReason::QueueOverflow);
+                self.accounts.lose_all(&out, Some(DiscardReason::QueueOverflow));
             }
             Err(_) => {}
         }
@@ -205,6 +249,7 @@ struct Worker {
     options: TransportOptions,
     limits: RateLimits,
     reports: Arc<ClientReports>,
+    accounts: Accounts,
     deadline: Arc<AtomicU64>,
     epoch: Instant,
     jitter: super::time::Ids,
@@ -245,7 +290,7 @@ impl Worker {
                 .into_iter()
                 .partition(|item| !self.limits.is_limited(item.category, now));
             for item in &limited {
-                record_item(&self.reports, DiscardReason::RatelimitBackoff, item);
+                self.accounts.lose(item, Some(DiscardReason::RatelimitBackoff));
             }
             outgoing.items = kept;
             if outgoing.items.is_empty() {
@@ -254,16 +299,14 @@ impl Worker {
             match self.post(&outgoing) {
                 Ok(()) => return,
                 Err(Failure::Final(reason)) => {
-                    if let Some(reason) = reason {
-                        outgoing.record(&self.reports, reason);
-                    }
+                    self.accounts.lose_all(&outgoing, reason);
                     return;
                 }
                 Err(Failure::Retryable(reason)) => {
                     attempt += 1;
                     let backoff = self.backoff(attempt);
                     if attempt > self.options.max_retries || !self.fits_deadline(backoff) {
-                        outgoing.record(&self.reports, reason);
+                        self.accounts.lose_all(&outgoing, Some(reason));
                         return;
                     }
                     std::thread::sleep(backoff);

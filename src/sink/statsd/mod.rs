@@ -52,7 +52,7 @@ use super::Sink;
 use crate::batch::Batch;
 use crate::error::{BuildError, ExportError, ExportErrorKind};
 use crate::pipeline::Shared;
-use crate::stats::DropReason;
+use crate::stats::{Carried, DropReason};
 
 /// Largest UDP payload (65,535 less the UDP and largest IP headers).
 const MAX_UDP_PACKET: usize = 65_467;
@@ -343,16 +343,19 @@ impl StatsdSink {
             origin_suffix: origin.suffix(),
             max_plain_values: 1_000,
         };
+        let name = if dogstatsd { "dogstatsd" } else { "statsd" };
+        let ledger = shared.clone();
         let transport = Transport::start(
             options.address.clone(),
             options.queue_limit(),
             options.resolve_every,
             shared.config.debug,
+            Arc::new(move |carried| ledger.counters.metric_losses.lose(name, carried)),
         )?;
         let telemetry = (dogstatsd && options.telemetry)
             .then(|| Telemetry::new(options.address.transport(), options.distribution_type.code()));
         Ok(StatsdSink {
-            name: if dogstatsd { "dogstatsd" } else { "statsd" },
+            name,
             encoding,
             max_packet: options.packet_limit(),
             entity_id: options.entity_id.filter(|_| dogstatsd),
@@ -420,7 +423,12 @@ impl Sink for StatsdSink {
         let (mut dropped, mut sampled) = (0u64, 0u64);
         for record in batch.metrics() {
             let tags = merge(&global, record.tags());
+            packer.carry(Carried::of(record));
             let produced = self.encoding.record(record, &tags, &mut packer);
+            // No message took the record: lost if its messages were dropped.
+            if let Some(unsent) = packer.take_pending().filter(|_| produced.dropped > 0) {
+                self.shared.counters.metric_losses.lose(self.name, [&unsent]);
+            }
             dropped += produced.dropped;
             sampled += produced.sampled;
             if let Some(telemetry) = &mut self.telemetry {
@@ -446,7 +454,8 @@ impl Sink for StatsdSink {
                 packer.push(line.as_bytes());
             }
         }
-        let (datagrams, oversized) = packer.finish();
+        let (datagrams, oversized, lost) = packer.finish();
+        self.shared.counters.metric_losses.lose(self.name, &lost);
         for datagram in datagrams {
             self.transport.send(datagram);
         }

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::stats::Carried;
+
 use super::address::Address;
 use super::packet::Datagram;
 
@@ -65,11 +67,15 @@ enum Task {
     Shutdown(Sender<()>),
 }
 
+/// Books the records of datagrams given up (the pipeline's per-metric ledger).
+pub(crate) type Book = Arc<dyn Fn(&[Carried]) + Send + Sync>;
+
 /// The sender thread's handle.
 pub(crate) struct Transport {
     queue: Sender<Task>,
     thread: Option<JoinHandle<()>>,
     pub(crate) counts: Arc<Counts>,
+    book: Book,
 }
 
 impl std::fmt::Debug for Transport {
@@ -86,6 +92,7 @@ impl Transport {
         queue: usize,
         resolve_every: Duration,
         debug: bool,
+        book: Book,
     ) -> io::Result<Transport> {
         let (sender, inbox) = crossbeam_channel::bounded(queue.max(1));
         let counts = Arc::new(Counts::default());
@@ -97,6 +104,7 @@ impl Transport {
             retry_at: None,
             backoff: RECONNECT_MIN,
             counts: counts.clone(),
+            book: book.clone(),
             debug,
             logged: false,
         };
@@ -104,7 +112,7 @@ impl Transport {
             crate::layer::local::suppress_this_thread();
             worker.run(&inbox);
         })?;
-        Ok(Transport { queue: sender, thread: Some(thread), counts })
+        Ok(Transport { queue: sender, thread: Some(thread), counts, book })
     }
 
     /// Queues a datagram; a full queue drops it (counted).
@@ -117,6 +125,7 @@ impl Transport {
                 self.counts
                     .messages_dropped_queue
                     .fetch_add(u64::from(d.messages), Ordering::Relaxed);
+                (self.book)(&d.carried);
             }
             Err(_) => {}
         }
@@ -174,6 +183,7 @@ struct Worker {
     retry_at: Option<Instant>,
     backoff: Duration,
     counts: Arc<Counts>,
+    book: Book,
     debug: bool,
     /// Whether a connection failure was logged since the last success.
     logged: bool,
@@ -215,6 +225,7 @@ impl Worker {
                 self.counts
                     .messages_dropped_writer
                     .fetch_add(u64::from(datagram.messages), Ordering::Relaxed);
+                (self.book)(&datagram.carried);
                 if let WriteError::Reconnect(error) = error {
                     let address = self.address.to_string();
                     self.log(format_args!("write to {address} failed: {error}"));
@@ -347,7 +358,7 @@ mod tests {
     use super::*;
 
     fn datagram(text: &str) -> Datagram {
-        Datagram { bytes: text.as_bytes().to_vec(), messages: 1 }
+        Datagram { bytes: text.as_bytes().to_vec(), messages: 1, carried: Vec::new() }
     }
 
     fn soon() -> Instant {
@@ -360,7 +371,9 @@ mod tests {
         server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let port = server.local_addr().unwrap().port();
         let address = Address::Udp { host: "localhost".into(), port };
-        let mut transport = Transport::start(address, 16, Duration::from_secs(30), false).unwrap();
+        let mut transport =
+            Transport::start(address, 16, Duration::from_secs(30), false, Arc::new(|_| {}))
+                .unwrap();
         for text in ["a:1|c", "b:2|c\nc:3|c"] {
             transport.send(datagram(text));
         }
@@ -382,7 +395,9 @@ mod tests {
         let path = dir.join("dsd.sock");
         let _ = std::fs::remove_file(&path);
         let address = Address::UnixDatagram { path: path.clone(), stream_fallback: false };
-        let mut transport = Transport::start(address, 16, Duration::from_secs(30), false).unwrap();
+        let mut transport =
+            Transport::start(address, 16, Duration::from_secs(30), false, Arc::new(|_| {}))
+                .unwrap();
         transport.send(datagram("lost:1|c"));
         assert!(transport.flush(soon()));
         assert_eq!(transport.counts.packets_dropped_writer.load(Ordering::Relaxed), 1);
@@ -409,7 +424,9 @@ mod tests {
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         // `unix://` tries a datagram socket first, then falls back to the stream.
         let address = Address::UnixDatagram { path: path.clone(), stream_fallback: true };
-        let mut transport = Transport::start(address, 16, Duration::from_secs(30), false).unwrap();
+        let mut transport =
+            Transport::start(address, 16, Duration::from_secs(30), false, Arc::new(|_| {}))
+                .unwrap();
         transport.send(datagram("s:1|c"));
         let (mut stream, _) = listener.accept().unwrap();
         assert!(transport.flush(soon()));
@@ -426,7 +443,8 @@ mod tests {
         // A sender thread busy on an unroutable host would also do; a queue of one is enough
         // to see the count, whatever the thread has taken already.
         let address = Address::Udp { host: "127.0.0.1".into(), port: 9 };
-        let transport = Transport::start(address, 1, Duration::from_secs(30), false).unwrap();
+        let transport =
+            Transport::start(address, 1, Duration::from_secs(30), false, Arc::new(|_| {})).unwrap();
         for _ in 0..1000 {
             transport.send(datagram("x:1|c"));
         }

@@ -36,7 +36,7 @@ fn payload(kind: Kind, name: &str, n: usize) -> Payload {
 fn payload_at(kind: Kind, name: &str, timestamps: &[i64]) -> Payload {
     let mut items = Items::default();
     for (i, &ts) in timestamps.iter().enumerate() {
-        items.push(ts, |out| {
+        items.push(ts, None, |out| {
             out.extend_from_slice(format!(r#"{{"metric":"{name}.{i}","ts":{ts}}}"#).as_bytes());
         });
     }
@@ -340,7 +340,7 @@ fn gzip_and_uncompressed_bodies_are_labelled() {
     let server = Server::start();
     let (transport, _) = start(options(&server));
     let mut items = Items::default();
-    items.push(unix(SystemTime::now()), |out| out.extend_from_slice(br#"{"metric":"g"}"#));
+    items.push(unix(SystemTime::now()), None, |out| out.extend_from_slice(br#"{"metric":"g"}"#));
     transport.send(pack(Kind::Series, Compression::Gzip, &items, 0..1));
     transport.send(pack(Kind::Series, Compression::None, &items, 0..1));
     assert_eq!(transport.flush(soon()), Ok(()));

@@ -4,8 +4,13 @@
 //! [`FlushGuard::stats`](crate::FlushGuard::stats) and are exported with every flush as the counter
 //! `tally.dropped` tagged `reason:<reason>` (unless self-metrics are turned off).
 
+mod losses;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use losses::MetricLoss;
+pub(crate) use losses::{Carried, MetricLosses};
 
 macro_rules! drop_reasons {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
@@ -88,6 +93,8 @@ pub(crate) struct Counters {
     pub(crate) flushes: AtomicU64,
     /// Sink exports that failed (whole batches).
     pub(crate) export_failures: AtomicU64,
+    /// What the sinks gave up, by sink and metric.
+    pub(crate) metric_losses: MetricLosses,
 }
 
 impl Counters {
@@ -118,12 +125,13 @@ impl Counters {
             flushes: self.flushes.load(Ordering::Relaxed),
             export_failures: self.export_failures.load(Ordering::Relaxed),
             live_series,
+            metric_losses: self.metric_losses.snapshot(),
         }
     }
 }
 
 /// A snapshot of the pipeline's self-telemetry since it was built.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
     dropped: [u64; DropReason::ALL.len()],
@@ -143,6 +151,7 @@ pub struct Stats {
     pub export_failures: u64,
     /// Series currently admitted (overflow series excluded).
     pub live_series: usize,
+    metric_losses: Vec<MetricLoss>,
 }
 
 impl fmt::Debug for Stats {
@@ -164,6 +173,7 @@ impl fmt::Debug for Stats {
             .field("flushes", &self.flushes)
             .field("export_failures", &self.export_failures)
             .field("live_series", &self.live_series)
+            .field("metric_losses", &self.metric_losses)
             .finish()
     }
 }
@@ -177,6 +187,14 @@ impl Stats {
     /// Every reason with a non-zero count.
     pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL.iter().map(|&r| (r, self.dropped(r))).filter(|&(_, n)| n > 0)
+    }
+
+    /// The metric points each sink gave up (queue full, export failed, refused or unreachable
+    /// backend, ...), by sink and metric, with the values they carried: for each metric, what
+    /// the application recorded equals what the backend received plus what is reported here.
+    /// Sorted by sink, then metric; empty when nothing was lost.
+    pub fn metric_losses(&self) -> &[MetricLoss] {
+        &self.metric_losses
     }
 
     /// The total of all drops.

@@ -1,0 +1,177 @@
+//! Losses by metric: which sink gave up which metric's points, and what those points carried.
+//!
+//! The drop counters say *why* records were lost; this ledger says *what*: for every sink and
+//! metric, the points given up and the values they carried. With it, the books balance exactly:
+//! for each metric, what the application recorded equals what the backend received plus what
+//! [`Stats::metric_losses`](crate::Stats::metric_losses) reports.
+//!
+//! Sinks attach a [`Carried`] to every encoded item that stands for a metric record and hand
+//! the `Carried` of the items they give up to [`MetricLosses::lose`]. The ledger is touched only
+//! when something is lost, on sink threads, never on the application's hot path; it holds at
+//! most [`MAX_ROWS`] (sink, metric) rows, and losses past that go to one row per sink whose
+//! metric is [`OTHER_METRICS`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::aggregate::series::MetricDesc;
+use crate::batch::{MetricRecord, MetricValue};
+
+/// The most (sink, metric) rows the ledger keeps.
+pub(crate) const MAX_ROWS: usize = 1024;
+
+/// The metric name of the row that takes losses once [`MAX_ROWS`] rows exist.
+pub(crate) const OTHER_METRICS: &str = "(other)";
+
+/// What one encoded item stands for: one point of one metric, and the values it carries.
+#[derive(Clone)]
+pub(crate) struct Carried {
+    metric: Arc<MetricDesc>,
+    values: f64,
+}
+
+impl Carried {
+    /// What `record` carries: a counter its sum, a gauge or distribution the number of values
+    /// recorded into it, a set its unique count.
+    pub(crate) fn of(record: &MetricRecord) -> Carried {
+        let values = match record.value() {
+            MetricValue::Counter(counter) => counter.sum(),
+            MetricValue::Gauge(gauge) => gauge.count as f64,
+            MetricValue::Distribution(distribution) => distribution.count as f64,
+            MetricValue::Set(set) => set.unique as f64,
+        };
+        Carried { metric: record.series.metric.clone(), values }
+    }
+}
+
+impl PartialEq for Carried {
+    fn eq(&self, other: &Carried) -> bool {
+        Arc::ptr_eq(&self.metric, &other.metric) && self.values == other.values
+    }
+}
+
+impl fmt::Debug for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.metric.name(), self.values)
+    }
+}
+
+/// Points a sink gave up for one metric, and what they carried.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MetricLoss {
+    /// The sink's name (`datadog`, `sentry`, `dogstatsd`, ...).
+    pub sink: String,
+    /// The metric's name, or `(other)` for the metrics that found the ledger full (it keeps
+    /// 1,024 rows).
+    pub metric: String,
+    /// Points (one series over one interval) given up.
+    pub points: u64,
+    /// What they carried: for a counter the sum of its increments, for a gauge or a
+    /// distribution the number of values recorded, for a set its unique count (summed over
+    /// points).
+    pub values: f64,
+}
+
+#[derive(Debug, Default)]
+struct Row {
+    points: u64,
+    values: f64,
+}
+
+/// A row's key: the sink's name and the metric's.
+type RowKey = (Box<str>, Box<str>);
+
+/// The ledger, shared by every sink of a pipeline.
+#[derive(Debug, Default)]
+pub(crate) struct MetricLosses {
+    rows: Mutex<HashMap<RowKey, Row>>,
+}
+
+impl MetricLosses {
+    /// Books the items `carried` as lost by `sink`.
+    pub(crate) fn lose<'a>(&self, sink: &str, carried: impl IntoIterator<Item = &'a Carried>) {
+        let mut carried = carried.into_iter().peekable();
+        if carried.peek().is_none() {
+            return;
+        }
+        // A panic while the lock was held cannot leave a row half-written: keep counting.
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        for item in carried {
+            let full = rows.len() >= MAX_ROWS;
+            let row = match rows.get_mut(&(sink.into(), item.metric.name().into())) {
+                Some(row) => row,
+                None => {
+                    let metric = if full { OTHER_METRICS } else { item.metric.name() };
+                    rows.entry((sink.into(), metric.into())).or_default()
+                }
+            };
+            row.points = row.points.saturating_add(1);
+            row.values += item.values;
+        }
+    }
+
+    /// Books every metric record of `records` as lost by `sink`.
+    pub(crate) fn lose_records(&self, sink: &str, records: &[MetricRecord]) {
+        let carried: Vec<Carried> = records.iter().map(Carried::of).collect();
+        self.lose(sink, &carried);
+    }
+
+    /// The rows, sorted by sink and metric.
+    pub(crate) fn snapshot(&self) -> Vec<MetricLoss> {
+        let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<MetricLoss> = rows
+            .iter()
+            .map(|((sink, metric), row)| MetricLoss {
+                sink: sink.to_string(),
+                metric: metric.to_string(),
+                points: row.points,
+                values: row.values,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.sink, &a.metric).cmp(&(&b.sink, &b.metric)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::series::MetricKind;
+
+    fn carried(name: &str, values: f64) -> Carried {
+        Carried {
+            metric: Arc::new(MetricDesc::new(name, MetricKind::Counter, false, None)),
+            values,
+        }
+    }
+
+    #[test]
+    fn rows_add_up_by_sink_and_metric() {
+        let ledger = MetricLosses::default();
+        ledger.lose("a", &[carried("x", 2.0), carried("x", 3.0), carried("y", 1.0)]);
+        ledger.lose("b", &[carried("x", 1.5)]);
+        ledger.lose("a", &[]);
+        let rows = ledger.snapshot();
+        let view: Vec<_> =
+            rows.iter().map(|r| (r.sink.as_str(), r.metric.as_str(), r.points, r.values)).collect();
+        assert_eq!(view, [("a", "x", 2, 5.0), ("a", "y", 1, 1.0), ("b", "x", 1, 1.5)]);
+    }
+
+    #[test]
+    fn past_the_row_limit_losses_go_to_one_other_row() {
+        let ledger = MetricLosses::default();
+        let items: Vec<_> = (0..MAX_ROWS + 10).map(|i| carried(&format!("m{i}"), 1.0)).collect();
+        ledger.lose("s", &items);
+        ledger.lose("s", &[carried("m0", 1.0), carried("late", 1.0)]);
+        let rows = ledger.snapshot();
+        assert_eq!(rows.len(), MAX_ROWS + 1);
+        let other = rows.iter().find(|r| r.metric == OTHER_METRICS).map(|r| r.points);
+        assert_eq!(other, Some(11));
+        let m0 = rows.iter().find(|r| r.metric == "m0").map(|r| r.points);
+        assert_eq!(m0, Some(2), "existing rows keep counting");
+        let total: u64 = rows.iter().map(|r| r.points).sum();
+        assert_eq!(total, MAX_ROWS as u64 + 12);
+    }
+}
