@@ -150,5 +150,4 @@ fn every_point_is_delivered_once_or_counted_lost_under_every_fault() {
     assert!(lost.get("acct.requests").points > 0, "{table}");
     assert!(lost.get("acct.latency").points > 0, "{table}");
     assert_eq!(stats.dropped(tracing_tally::DropReason::SinkQueueFull), 0);
-    eprintln!("{table}{stats:?}");
 }

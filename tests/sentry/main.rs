@@ -4,6 +4,9 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod accounting;
+#[path = "../support/books.rs"]
+mod books;
 mod config;
 mod end_to_end;
 mod faults;

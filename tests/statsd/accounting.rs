@@ -1,0 +1,221 @@
+//! The books balance under faults: for every metric, what the pipeline produced equals what the
+//! DogStatsD receiver read plus what the pipeline reported lost, exactly, over a Unix datagram
+//! socket and a Unix stream socket whose receiver goes away and comes back, behind a sender
+//! queue small enough to overflow.
+
+use std::io::Read;
+use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing::info;
+use tracing_subscriber::prelude::*;
+use tracing_tally::sink::StatsdOptions;
+use tracing_tally::{DropReason, Tally};
+
+use crate::books::{balance, Books, Compare, Ledger};
+use crate::peers::scratch;
+
+const ROUTES: [&str; 3] = ["/users", "/orders", "/cart"];
+const EVENTS_PER_ROUND: u64 = 60;
+const ROUNDS: u64 = 8;
+
+fn workload(round: u64) {
+    for i in 0..EVENTS_PER_ROUND {
+        let route = ROUTES[(i % 3) as usize];
+        info!(monotonic_counter.acct.requests = 1, route, round);
+        info!(counter.acct.inflight = (i % 5) as i64 - 1, round);
+        info!(distribution.acct.latency = i as f64 * 0.25, route, round);
+        info!(gauge.acct.depth = i, round);
+    }
+}
+
+/// A receiver reading messages into `lines` until stopped.
+struct Receiver {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    fn datagrams(path: &Path, lines: Arc<Mutex<Vec<String>>>) -> Receiver {
+        let _ = std::fs::remove_file(path);
+        let socket = UnixDatagram::bind(path).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buffer = vec![0u8; 65536];
+            loop {
+                match socket.recv(&mut buffer) {
+                    Ok(n) => {
+                        let text = String::from_utf8(buffer[..n].to_vec()).unwrap();
+                        lines.lock().unwrap().extend(text.lines().map(str::to_owned));
+                    }
+                    // Stopped: what was sent before is read first.
+                    Err(_) if stopping.load(Ordering::Relaxed) => break,
+                    Err(_) => {}
+                }
+            }
+        });
+        Receiver { stop, thread: Some(thread) }
+    }
+
+    /// Reads length-prefixed frames from one connection at a time. (A receiver that closed a
+    /// connection with frames unread would lose them without the sender being told, as over
+    /// TCP: no client can count that.)
+    fn stream(path: &Path, lines: Arc<Mutex<Vec<String>>>) -> Receiver {
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                loop {
+                    let mut length = [0u8; 4];
+                    match stream.read_exact(&mut length) {
+                        Ok(()) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            // Stopped: what was sent before is read first.
+                            if stopping.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(_) => break,
+                    }
+                    let mut frame = vec![0u8; u32::from_le_bytes(length) as usize];
+                    stream.set_read_timeout(None).unwrap();
+                    stream.read_exact(&mut frame).unwrap();
+                    stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                    let text = String::from_utf8(frame).unwrap();
+                    lines.lock().unwrap().extend(text.lines().map(str::to_owned));
+                }
+            }
+        });
+        Receiver { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+/// The messages read, booked by metric: a counter's value, a distribution's values, a gauge's
+/// point.
+fn delivered(lines: &[String]) -> Books {
+    let mut books = Books::default();
+    for line in lines {
+        let mut parts = line.split('|');
+        let (name, values) = parts.next().unwrap().split_once(':').unwrap();
+        let kind = parts.next().unwrap();
+        let values: Vec<f64> = values.split(':').map(|v| v.parse().unwrap()).collect();
+        match kind {
+            "c" => books.add(name, 1, values.iter().sum()),
+            "d" | "h" => books.add(name, 0, values.len() as f64),
+            _ => books.add(name, 1, values.len() as f64),
+        }
+    }
+    books
+}
+
+/// Runs the rounds; what the pipeline produced and what it reported lost.
+fn run(address: &str, start: &dyn Fn() -> Receiver, path: &Path) -> (Books, Books) {
+    let ledger = Ledger::default();
+    let options = StatsdOptions::dogstatsd_at(address)
+        .unwrap()
+        .origin_detection(false)
+        .telemetry(false)
+        .max_packet_size(256)
+        .queue(4);
+    let (layer, guard) = Tally::builder()
+        .manual()
+        .host(None)
+        .self_metrics(false)
+        .sessions(false)
+        .sink(ledger.clone())
+        .statsd(options)
+        .build()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let mut receiver = Some(start());
+    for round in 0..ROUNDS {
+        // Rounds 3 and 4: the receiver is gone (its socket file too).
+        if round == 3 {
+            receiver = None;
+            let _ = std::fs::remove_file(path);
+        }
+        if round == 5 {
+            receiver = Some(start());
+        }
+        tracing::dispatcher::with_default(&dispatch, || workload(round));
+        let _ = guard.flush(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(guard.flush(Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(200));
+    drop(receiver);
+    let stats = guard.stats();
+    assert_eq!(stats.dropped(DropReason::SinkPanic), 0);
+    let lost = Books::lost(stats.metric_losses(), "dogstatsd");
+    (ledger.books(), lost)
+}
+
+fn check(produced: &Books, lines: &[String], lost: &Books) {
+    let all = Compare { points: true, values: true };
+    let table = balance(
+        produced,
+        &delivered(lines),
+        lost,
+        &[
+            ("acct.requests", all),
+            ("acct.inflight", all),
+            ("acct.latency", Compare { points: false, values: true }),
+            ("acct.depth", Compare { points: true, values: false }),
+        ],
+    );
+    let events = (EVENTS_PER_ROUND * ROUNDS) as f64;
+    assert_eq!(produced.get("acct.requests").values, events, "nothing lost before the sink");
+    assert!(lost.get("acct.requests").points > 0, "the faults cost something: {table}");
+}
+
+fn socket(name: &str) -> PathBuf {
+    scratch(name).join("dsd.socket")
+}
+
+#[test]
+fn unixgram_every_message_is_read_or_counted_lost() {
+    let path = socket("accounting-unixgram");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let start = || Receiver::datagrams(&path, lines.clone());
+    let (produced, lost) = run(&format!("unixgram://{}", path.display()), &start, &path);
+    check(&produced, &lines.lock().unwrap(), &lost);
+}
+
+#[test]
+fn unixstream_every_message_is_read_or_counted_lost() {
+    let path = socket("accounting-unixstream");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let start = || Receiver::stream(&path, lines.clone());
+    let (produced, lost) = run(&format!("unixstream://{}", path.display()), &start, &path);
+    check(&produced, &lines.lock().unwrap(), &lost);
+}
