@@ -13,6 +13,7 @@ mod golden;
 mod peers;
 #[path = "../support/peers.rs"]
 mod shared;
+mod shutdown;
 
 use std::time::Duration;
 
