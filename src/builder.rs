@@ -57,6 +57,8 @@ enum JsonlTarget {
 /// | [`span_tags`](Builder::span_tags) | none | `TALLY_SPAN_TAGS` |
 /// | [`busy_idle`](Builder::busy_idle) | off | `TALLY_BUSY_IDLE` |
 /// | [`capture_span_fields`](Builder::capture_span_fields) | on | `TALLY_CAPTURE_SPAN_FIELDS` |
+/// | [`send_default_pii`](Builder::send_default_pii) | off | `TALLY_SEND_DEFAULT_PII` |
+/// | [`scrub_keys`](Builder::scrub_keys) | Sentry's default denylist | |
 /// | [`error_level`](Builder::error_level) | `ERROR` | `TALLY_ERROR_LEVEL` |
 /// | [`error_rate_limit`](Builder::error_rate_limit) | 10/s, burst 50, per callsite | `TALLY_ERROR_RATE`, `TALLY_ERROR_BURST` |
 /// | [`error_queue`](Builder::error_queue) | 1024 | `TALLY_ERROR_QUEUE` |
@@ -100,6 +102,8 @@ pub struct Builder {
     span_tags: Vec<String>,
     busy_idle: bool,
     capture_span_fields: bool,
+    send_default_pii: bool,
+    scrub_keys: Vec<String>,
     error_level: LevelFilter,
     error_rate: u32,
     error_burst: u32,
@@ -152,6 +156,8 @@ impl Default for Builder {
             span_tags: Vec::new(),
             busy_idle: false,
             capture_span_fields: true,
+            send_default_pii: false,
+            scrub_keys: Vec::new(),
             error_level: LevelFilter::ERROR,
             error_rate: DEFAULT_ERROR_RATE,
             error_burst: DEFAULT_ERROR_BURST,
@@ -308,6 +314,41 @@ impl Builder {
     /// Keeps span field values, to attach them to captured errors (on by default).
     pub fn capture_span_fields(mut self, enabled: bool) -> Self {
         self.capture_span_fields = enabled;
+        self
+    }
+
+    /// Keeps the values of fields that usually hold personal data (`ip_address`, `remote_addr`,
+    /// `x_forwarded_for`, `x_real_ip`) instead of replacing them with `[Filtered]`. Off by
+    /// default. Secrets (`password`, `token`, `api_key`, `authorization`, `cookie`, ... Sentry's
+    /// default denylist) are filtered either way.
+    ///
+    /// Filtering applies to every field the layer keeps, before any sink sees it: metric tags,
+    /// captured error fields and tags, breadcrumbs, span data. A field is filtered when its name
+    /// (or its tag key, without `tags.`) equals a listed key, ignoring ASCII case.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let (layer, guard) = tracing_tally::Tally::builder()
+    ///     .sink(tracing_tally::sink::JsonlSink::stdout())
+    ///     .build()?;
+    /// let subscriber = tracing_subscriber::registry().with(layer);
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     // Exported as `password: "[Filtered]"`.
+    ///     tracing::error!(user = "ada", password = "hunter2", "login failed");
+    /// });
+    /// # drop(guard);
+    /// # Ok::<(), tracing_tally::BuildError>(())
+    /// ```
+    pub fn send_default_pii(mut self, send: bool) -> Self {
+        self.send_default_pii = send;
+        self
+    }
+
+    /// Filters the values of fields with these names too (ignoring ASCII case), on top of the
+    /// default lists (see [`send_default_pii`](Self::send_default_pii)).
+    pub fn scrub_keys<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
+        self.scrub_keys.extend(keys.into_iter().map(Into::into));
         self
     }
 
@@ -756,6 +797,7 @@ impl Builder {
             span_tags: self.span_tags.clone(),
             busy_idle: self.busy_idle,
             capture_span_fields: self.capture_span_fields,
+            scrubber: crate::scrub::Scrubber::new(self.send_default_pii, self.scrub_keys.clone()),
             error_level,
             error_rate: self.error_rate,
             error_burst: self.error_burst.max(1),

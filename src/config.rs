@@ -88,6 +88,8 @@ pub(crate) struct Config {
     pub(crate) span_tags: Vec<String>,
     pub(crate) busy_idle: bool,
     pub(crate) capture_span_fields: bool,
+    /// Decides which fields' values are replaced by `[Filtered]` before any sink sees them.
+    pub(crate) scrubber: crate::scrub::Scrubber,
     pub(crate) error_level: Option<Level>,
     pub(crate) error_rate: u32,
     pub(crate) error_burst: u32,

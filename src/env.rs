@@ -17,6 +17,7 @@
 //! | `TALLY_SPAN_TAGS` | `span_tags` | field names separated by commas |
 //! | `TALLY_BUSY_IDLE` | `busy_idle` | boolean |
 //! | `TALLY_CAPTURE_SPAN_FIELDS` | `capture_span_fields` | boolean |
+//! | `TALLY_SEND_DEFAULT_PII` | `send_default_pii` | boolean |
 //! | `TALLY_ERROR_LEVEL` | `error_level` | level |
 //! | `TALLY_ERROR_RATE`, `TALLY_ERROR_BURST` | `error_rate_limit` | integers |
 //! | `TALLY_ERROR_QUEUE` | `error_queue` | integer |
@@ -126,6 +127,7 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
     }
     parsed!("TALLY_BUSY_IDLE", boolean, |b, v| b.busy_idle(v));
     parsed!("TALLY_CAPTURE_SPAN_FIELDS", boolean, |b, v| b.capture_span_fields(v));
+    parsed!("TALLY_SEND_DEFAULT_PII", boolean, |b, v| b.send_default_pii(v));
     parsed!("TALLY_ERROR_LEVEL", level, |b, v| b.error_level(v));
     parsed!("TALLY_ERROR_RATE", integer::<u32>, |b, v| {
         let burst = b.error_burst_setting();

@@ -124,6 +124,7 @@ mod layer;
 mod panic_hook;
 mod pipeline;
 pub mod propagation;
+mod scrub;
 pub mod serverless;
 pub mod sink;
 mod stats;

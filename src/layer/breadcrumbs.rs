@@ -10,8 +10,10 @@ use std::time::SystemTime;
 use tracing_core::field::{Field, Visit};
 use tracing_core::Event;
 
+use super::plan::is_sensitive;
 use crate::batch::{Breadcrumb, FieldValue};
 use crate::fields;
+use crate::scrub::FILTERED;
 
 /// A bounded ring of breadcrumbs.
 pub(crate) struct Breadcrumbs {
@@ -25,7 +27,8 @@ impl Breadcrumbs {
     }
 
     /// Keeps `event`, dropping the oldest breadcrumb when the ring is full.
-    pub(crate) fn push(&mut self, event: &Event<'_>) {
+    /// Fields whose bit is set in `sensitive` are kept as `[Filtered]`.
+    pub(crate) fn push(&mut self, event: &Event<'_>, sensitive: u64) {
         if self.capacity == 0 {
             return;
         }
@@ -51,7 +54,7 @@ impl Breadcrumbs {
                 fields: Vec::new(),
             }
         };
-        event.record(&mut CrumbVisitor(&mut crumb));
+        event.record(&mut CrumbVisitor(&mut crumb, sensitive));
         self.ring.push_back(crumb);
     }
 
@@ -61,10 +64,15 @@ impl Breadcrumbs {
     }
 }
 
-struct CrumbVisitor<'a>(&'a mut Breadcrumb);
+struct CrumbVisitor<'a>(&'a mut Breadcrumb, u64);
 
 impl CrumbVisitor<'_> {
     fn field(&mut self, field: &Field, value: FieldValue) {
+        let value = if is_sensitive(self.1, field.index()) {
+            FieldValue::Str(FILTERED.to_owned())
+        } else {
+            value
+        };
         self.0.fields.push((field.name(), value));
     }
 }

@@ -17,10 +17,11 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::breadcrumbs::Breadcrumbs;
-use super::plan::{EventPlan, FieldRole, Plans};
+use super::plan::{is_sensitive, EventPlan, FieldRole, Plans};
 use super::span_data::SpanData;
 use crate::batch::{ErrorEvent, FieldValue, Fields, SpanId, SpanRecord, Tag, TraceId};
 use crate::fields;
+use crate::scrub::FILTERED;
 use crate::stats::DropReason;
 
 /// The field that sets an error's grouping fingerprint.
@@ -135,6 +136,11 @@ struct CaptureVisitor<'a> {
 impl CaptureVisitor<'_> {
     fn value(&mut self, field: &Field, value: FieldValue) {
         let name = field.name();
+        let value = if is_sensitive(self.plan.sensitive, field.index()) {
+            FieldValue::Str(FILTERED.to_owned())
+        } else {
+            value
+        };
         match self.plan.roles.get(field.index()) {
             Some(FieldRole::Metric(_)) => {}
             Some(FieldRole::Message) => self.capture.message = Some(value.into_string()),
@@ -143,7 +149,9 @@ impl CaptureVisitor<'_> {
                 self.capture.error_types.push("Error".to_owned());
             }
             _ if name == FINGERPRINT_FIELD => self.capture.fingerprint = Some(value.into_string()),
-            Some(FieldRole::Tag(key)) if name.starts_with(fields::TAGS_PREFIX) => {
+            Some(FieldRole::Tag(key) | FieldRole::FilteredTag(key))
+                if name.starts_with(fields::TAGS_PREFIX) =>
+            {
                 let text = value.to_string();
                 let (text, _) = fields::truncate_tag_value(&text);
                 self.capture.tags.push(Tag::with_key(&key.key, text));

@@ -200,7 +200,7 @@ impl Recorder {
             guard::user_code(counters, || capture::capture(plans, plan, breadcrumbs, event, ctx));
         } else if plan.breadcrumb {
             let breadcrumbs = &mut ts.breadcrumbs;
-            guard::user_code(counters, || breadcrumbs.push(event));
+            guard::user_code(counters, || breadcrumbs.push(event, plan.sensitive));
         }
     }
 }

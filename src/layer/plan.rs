@@ -20,6 +20,7 @@ use crate::batch::session_counter::SESSIONS_METRIC;
 use crate::batch::MetricKind;
 use crate::fields::{self, FieldName, SpanField};
 use crate::pipeline::{clock, Shared};
+use crate::scrub::{Scrubber, FILTERED};
 use crate::stats::{Counters, DropReason};
 
 /// The tag key that names a span in span metrics.
@@ -51,12 +52,45 @@ pub(crate) enum FieldRole {
     Metric(u8),
     /// A tag.
     Tag(TagKey),
+    /// A tag whose values are filtered: it always has the value `[Filtered]` (see
+    /// [`Builder::send_default_pii`](crate::Builder::send_default_pii)).
+    FilteredTag(TagKey),
     /// The message.
     Message,
     /// The error.
     Error,
     /// Nothing (an invalid metric name, or a tag shadowed by a later field).
     Ignored,
+}
+
+impl FieldRole {
+    /// The tag key, for a tag (filtered or not).
+    pub(crate) fn tag_key(&self) -> Option<&TagKey> {
+        match self {
+            FieldRole::Tag(key) | FieldRole::FilteredTag(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Bit `i` set when field `i` of `meta` is sensitive: its name, or its tag key, is on the
+/// scrubber's lists. (tracing callsites have at most 32 fields.)
+fn sensitive_fields(meta: &Metadata<'_>, scrubber: &Scrubber) -> u64 {
+    let mut bits = 0;
+    for (i, field) in meta.fields().iter().enumerate().take(64) {
+        let name = field.name();
+        let key = name.strip_prefix(fields::TAGS_PREFIX).unwrap_or(name);
+        if scrubber.is_sensitive(name) || scrubber.is_sensitive(key) {
+            bits |= 1 << i;
+        }
+    }
+    bits
+}
+
+/// Whether field `index` is set in the `sensitive` bits.
+#[inline]
+pub(crate) fn is_sensitive(sensitive: u64, index: usize) -> bool {
+    index < 64 && sensitive & (1 << index) != 0
 }
 
 /// The plan of an event callsite.
@@ -72,6 +106,10 @@ pub(crate) struct EventPlan {
     pub(crate) breadcrumb: bool,
     /// Configured span tags that the event's own fields override (bit `i` for key `i`).
     pub(crate) shadowed_span_tags: u64,
+    /// Fields whose values are filtered (bit `i` for field `i`).
+    pub(crate) sensitive: u64,
+    /// The hash contribution of the filtered tags, whose value is always `[Filtered]`.
+    pub(crate) filtered_tags_hash: u64,
     /// Metric fields whose names broke the rules (sanitized or ignored).
     invalid_names: u64,
     /// Whether `invalid_names` has been counted for this pipeline.
@@ -109,6 +147,8 @@ pub(crate) struct SpanPlan {
     pub(crate) specials: Box<[Option<SpanField>]>,
     /// Whether the span is a request session.
     pub(crate) request_session: bool,
+    /// Fields whose values are filtered (bit `i` for field `i`).
+    pub(crate) sensitive: u64,
 }
 
 /// What a callsite means to the layer.
@@ -263,6 +303,7 @@ impl Plans {
         let specials = meta.fields().iter().map(|field| fields::span_field(field.name())).collect();
         let request_session = config.request_sessions.iter().any(|n| n == meta.name());
         Plan::Span(SpanPlan {
+            sensitive: sensitive_fields(meta, &config.scrubber),
             specials,
             request_session,
             duration,
@@ -275,10 +316,11 @@ impl Plans {
     fn build_event(&self, meta: &Metadata<'_>) -> Plan {
         let config = &self.shared.config;
         let registry = &self.shared.registry;
+        let sensitive = sensitive_fields(meta, &config.scrubber);
         let mut roles = Vec::with_capacity(meta.fields().len());
         let mut invalid_names = 0;
         let mut metrics = SmallVec::new();
-        for field in meta.fields() {
+        for (index, field) in meta.fields().iter().enumerate() {
             let role = match fields::parse(field.name()) {
                 FieldName::Metric(m) if metrics.len() < usize::from(u8::MAX) => {
                     invalid_names += u64::from(m.sanitized);
@@ -289,6 +331,9 @@ impl Plans {
                     invalid_names += 1;
                     FieldRole::Ignored
                 }
+                FieldName::Tag(key) if is_sensitive(sensitive, index) => {
+                    FieldRole::FilteredTag(TagKey::new(&key))
+                }
                 FieldName::Tag(key) => FieldRole::Tag(TagKey::new(&key)),
                 FieldName::Message => FieldRole::Message,
                 FieldName::Error => FieldRole::Error,
@@ -297,20 +342,28 @@ impl Plans {
         }
         // When two fields name the same tag, the last one wins.
         for i in 0..roles.len() {
-            let FieldRole::Tag(key) = &roles[i] else {
+            let Some(key) = roles[i].tag_key() else {
                 continue;
             };
             let key = key.key.clone();
-            if roles[i + 1..].iter().any(|r| matches!(r, FieldRole::Tag(k) if k.key == key)) {
+            if roles[i + 1..].iter().any(|r| r.tag_key().is_some_and(|k| k.key == key)) {
                 roles[i] = FieldRole::Ignored;
             }
         }
         let mut shadowed_span_tags = 0u64;
         for (i, span_key) in self.span_tag_keys.iter().enumerate() {
-            if roles.iter().any(|r| matches!(r, FieldRole::Tag(k) if k.key == span_key.key)) {
+            if roles.iter().any(|r| r.tag_key().is_some_and(|k| k.key == span_key.key)) {
                 shadowed_span_tags |= 1 << i;
             }
         }
+        let filtered = hash_value_text(FILTERED.as_bytes());
+        let filtered_tags_hash = roles
+            .iter()
+            .filter_map(|r| match r {
+                FieldRole::FilteredTag(key) => Some(tag_hash(key.hash, filtered)),
+                _ => None,
+            })
+            .fold(0u64, u64::wrapping_add);
         let has_metrics = !metrics.is_empty();
         let level = *meta.level();
         let error = config
@@ -327,6 +380,8 @@ impl Plans {
             error,
             breadcrumb,
             shadowed_span_tags,
+            sensitive,
+            filtered_tags_hash,
             invalid_names,
             reported: AtomicBool::new(false),
         };

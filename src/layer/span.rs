@@ -14,7 +14,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::guard;
 use super::local::{Series, ThreadState};
-use super::plan::{Plan, Plans, SpanPlan, SPAN_TAG};
+use super::plan::{is_sensitive, Plan, Plans, SpanPlan, SPAN_TAG};
 use super::session;
 use super::span_data::{BusyIdle, SpanData, SpanMeta, SpanTag};
 use super::trace;
@@ -24,6 +24,7 @@ use crate::aggregate::series::{MetricDesc, SeriesTags};
 use crate::batch::{FieldValue, Tag};
 use crate::fields::truncate_tag_value;
 use crate::pipeline::clock;
+use crate::scrub::FILTERED;
 use crate::stats::Counters;
 
 /// Records a span's field values into its data: captured fields and configured span tags.
@@ -40,6 +41,11 @@ impl SpanVisitor<'_> {
             trace::set_meta(self.data, *special, value.to_string());
             return;
         }
+        let value = if is_sensitive(self.plan.sensitive, field.index()) {
+            FieldValue::Str(FILTERED.to_owned())
+        } else {
+            value
+        };
         if let Some(Some(index)) = self.plan.tag_fields.get(field.index()) {
             if let Some(key) = self.plans.span_tag_keys.get(usize::from(*index)) {
                 let text = value.to_string();

@@ -17,6 +17,7 @@ use crate::aggregate::hash::{hash_bytes, hash_integer, hash_unsigned, hash_value
 use crate::aggregate::series::{MetricDesc, SeriesTags};
 use crate::batch::{MetricKind, Tag};
 use crate::fields::{truncate_tag_value, MAX_TAG_VALUE_LEN};
+use crate::scrub::FILTERED;
 use crate::stats::{Counters, DropReason};
 
 /// A validated metric observation.
@@ -101,7 +102,7 @@ impl<'a> MetricVisitor<'a> {
         MetricVisitor {
             plan,
             counters,
-            tags_hash: 0,
+            tags_hash: plan.filtered_tags_hash,
             observations: SmallVec::new(),
             panicked: false,
         }
@@ -259,10 +260,14 @@ impl<'a> TagCollector<'a> {
     }
 
     fn push(&mut self, field: &Field, value: &str) {
-        if let Some(FieldRole::Tag(key)) = self.plan.roles.get(field.index()) {
-            let (value, truncated) = truncate_tag_value(value);
-            self.truncated |= truncated;
-            self.tags.push(Tag::with_key(&key.key, value));
+        match self.plan.roles.get(field.index()) {
+            Some(FieldRole::Tag(key)) => {
+                let (value, truncated) = truncate_tag_value(value);
+                self.truncated |= truncated;
+                self.tags.push(Tag::with_key(&key.key, value));
+            }
+            Some(FieldRole::FilteredTag(key)) => self.tags.push(Tag::with_key(&key.key, FILTERED)),
+            _ => {}
         }
     }
 }
@@ -299,7 +304,10 @@ impl Visit for TagCollector<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if matches!(self.plan.roles.get(field.index()), Some(FieldRole::Tag(_))) {
+        if let Some(FieldRole::FilteredTag(_)) = self.plan.roles.get(field.index()) {
+            // Never formatted: the value is not kept.
+            self.push(field, FILTERED);
+        } else if matches!(self.plan.roles.get(field.index()), Some(FieldRole::Tag(_))) {
             let mut text = TextBuf::new();
             match guard::quietly(|| write!(text, "{value:?}")) {
                 Some(_) => {

@@ -9,8 +9,10 @@ mod losses;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(any(feature = "sentry", feature = "datadog", feature = "statsd"))]
+pub(crate) use losses::Carried;
 pub use losses::MetricLoss;
-pub(crate) use losses::{Carried, MetricLosses};
+pub(crate) use losses::MetricLosses;
 
 macro_rules! drop_reasons {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {

@@ -16,5 +16,6 @@ mod intervals;
 mod jsonl;
 mod limits;
 mod properties;
+mod scrubbing;
 mod spans;
 mod traces;

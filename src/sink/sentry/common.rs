@@ -2,8 +2,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::scrub::{Scrubber, FILTERED};
 use crate::batch::{FieldValue, Tag};
+use crate::scrub::{Scrubber, FILTERED};
 
 /// The SDK name reported to Sentry.
 pub(crate) const SDK_NAME: &str = "sentry.rust.tracing-tally";

@@ -21,11 +21,11 @@ use std::fmt::Write as _;
 use serde_json::{json, Map, Value};
 
 use super::common::{Common, SDK_NAME};
-use super::scrub::FILTERED;
 use super::session::is_request_session;
 use super::time::unix_float;
 use crate::batch::session_counter::SESSIONS_METRIC;
 use crate::batch::{merge_tags, DistributionValue, MetricRecord, MetricValue};
+use crate::scrub::FILTERED;
 use crate::stats::Carried;
 
 /// Items per `trace_metric` container (the Python SDK flushes at 1000).

@@ -27,7 +27,6 @@ mod envelope;
 mod event;
 mod metrics;
 mod ratelimit;
-mod scrub;
 mod session;
 mod stacktrace;
 mod time;
@@ -46,12 +45,12 @@ use self::common::Common;
 pub use self::dsn::{Dsn, DsnError};
 use self::metrics::MetricOptions;
 use self::ratelimit::Category;
-use self::scrub::Scrubber;
 use self::transport::{Accounts, Item, ItemBody, Outgoing, Transport, TransportOptions};
 use super::Sink;
 use crate::batch::{Batch, ErrorEvent, Transaction};
 use crate::error::{ExportError, ExportErrorKind};
 use crate::pipeline::Shared;
+use crate::scrub::Scrubber;
 use crate::stats::{Carried, DropReason, Stats};
 
 type BeforeSend = Arc<dyn Fn(ErrorEvent) -> Option<ErrorEvent> + Send + Sync>;
@@ -150,14 +149,19 @@ impl SentryOptions {
         &self.dsn
     }
 
-    /// Sends personal data: IP addresses and forwarded-for headers are not scrubbed. Off by
-    /// default: values of the keys in Sentry's default deny lists become `"[Filtered]"`.
+    /// Sends personal data: IP addresses and forwarded-for headers are not scrubbed from the
+    /// envelopes. Off by default: values of the keys in Sentry's default deny lists become
+    /// `"[Filtered]"`. The pipeline filters fields before any sink sees them, with
+    /// [`Builder::send_default_pii`](crate::Builder::send_default_pii) (also off by default):
+    /// to send personal data to Sentry, turn both on.
     pub fn send_default_pii(mut self, send: bool) -> Self {
         self.send_default_pii = send;
         self
     }
 
-    /// More field names whose values are scrubbed (case-insensitive, exact).
+    /// More field names whose values are scrubbed from the envelopes (case-insensitive, exact),
+    /// on top of [`Builder::scrub_keys`](crate::Builder::scrub_keys), which applies to every
+    /// sink.
     pub fn scrub_keys<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
         self.scrub_keys.extend(keys.into_iter().map(Into::into));
         self

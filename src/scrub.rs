@@ -1,5 +1,10 @@
-//! Scrubbing sensitive values out of data sent to Sentry, with sentry-python's default
-//! denylists (spec `sentry.md` §6.2 and §11.1 item 9).
+//! Scrubbing sensitive values, with sentry-python's default denylists (spec `sentry.md` §6.2
+//! and §11.1 item 9).
+//!
+//! The layer applies it to every field before any sink sees it (metric tags, captured error
+//! fields and tags, breadcrumbs, span data; decided once per callsite, see
+//! `layer::plan`), and the Sentry sink applies it again, with its own options, to the JSON of
+//! its envelopes.
 //!
 //! A key is sensitive when it equals, ignoring ASCII case, an entry of [`DEFAULT_DENYLIST`], of
 //! [`PII_DENYLIST`] (unless `send_default_pii` is on), or of the user's extra list. Matching is
@@ -88,6 +93,7 @@ impl Scrubber {
     /// [`FILTERED`]. Arrays are searched for nested objects; a bare scalar is left untouched.
     ///
     /// Uses an explicit stack, so deeply nested values cannot overflow the thread's stack.
+    #[cfg_attr(not(feature = "sentry"), allow(dead_code))]
     pub(crate) fn scrub_json(&self, value: &mut Value) {
         let mut stack = vec![value];
         while let Some(value) = stack.pop() {
