@@ -46,6 +46,8 @@ pub mod sentry;
 #[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
 pub mod statsd;
 pub(crate) mod summary;
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+mod tls;
 
 use std::time::Instant;
 
@@ -64,6 +66,9 @@ pub use sentry::{Dsn, DsnError, SentryOptions};
 #[cfg(feature = "statsd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
 pub use statsd::{DistributionType, StatsdOptions, TagStyle};
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
+pub use tls::CertificateError;
 
 /// A destination for batches.
 ///

@@ -12,6 +12,7 @@ mod faults;
 #[path = "../support/peers.rs"]
 mod shared;
 mod shutdown;
+mod tls;
 
 use std::time::Duration;
 

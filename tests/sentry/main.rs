@@ -15,6 +15,7 @@ mod peers;
 #[path = "../support/peers.rs"]
 mod shared;
 mod shutdown;
+mod tls;
 
 use std::time::Duration;
 

@@ -72,9 +72,21 @@ impl Receiver {
 
     /// A receiver on `port` (0: any free port).
     pub(crate) fn start_on(port: u16) -> Receiver {
+        Receiver::spawn(port, &[])
+    }
+
+    /// An HTTPS receiver with the certificate chain and key of `tls`.
+    pub(crate) fn start_tls(tls: &TestCertificates) -> Receiver {
+        let (cert, key) =
+            (tls.server_chain.display().to_string(), tls.server_key.display().to_string());
+        Receiver::spawn(0, &["--tls", &cert, &key])
+    }
+
+    fn spawn(port: u16, extra: &[&str]) -> Receiver {
         let mut child = Command::new(python())
             .arg(root().join("tools/peers/http_sink.py"))
             .arg(port.to_string())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -105,6 +117,21 @@ impl Receiver {
         list.into_iter().map(Received).collect()
     }
 
+    /// Everything an HTTPS receiver started with `tls` received so far.
+    pub(crate) fn received_tls(&self, tls: &TestCertificates) -> Vec<Received> {
+        let pem = std::fs::read(&tls.ca).expect("read the CA");
+        let ca = ureq::tls::Certificate::from_pem(&pem).expect("the CA's PEM");
+        let config = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(config).build().into();
+        let url = format!("https://127.0.0.1:{}/__received", self.port);
+        let body = agent.get(&url).call().expect("GET /__received").into_body().read_to_string();
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&body.expect("body")).expect("JSON");
+        list.into_iter().map(Received).collect()
+    }
+
     /// Sets the receiver's next replies (see tools/peers/README.md).
     pub(crate) fn behave(&self, behavior: serde_json::Value) {
         ureq::post(&self.url("/__behavior")).send(behavior.to_string()).expect("POST /__behavior");
@@ -116,6 +143,102 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A test certificate authority and a server certificate it signed for `127.0.0.1`, made with
+/// the `openssl` command.
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+pub(crate) struct TestCertificates {
+    pub(crate) ca: PathBuf,
+    pub(crate) server_chain: PathBuf,
+    pub(crate) server_key: PathBuf,
+}
+
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+impl TestCertificates {
+    pub(crate) fn make(name: &str) -> TestCertificates {
+        let dir = scratch(name);
+        let path = |file: &str| dir.join(file).display().to_string();
+        std::fs::write(
+            dir.join("server.ext"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n\
+             extendedKeyUsage=serverAuth\n",
+        )
+        .expect("write server.ext");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let steps: [Vec<String>; 3] = [
+            ["req", "-x509"]
+                .iter()
+                .chain(&ec)
+                .map(|s| s.to_string())
+                .chain(
+                    [
+                        "-keyout",
+                        &path("ca.key"),
+                        "-out",
+                        &path("ca.pem"),
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=tracing-tally test CA",
+                        "-addext",
+                        "basicConstraints=critical,CA:TRUE",
+                        "-addext",
+                        "keyUsage=critical,keyCertSign,cRLSign",
+                    ]
+                    .map(str::to_owned),
+                )
+                .collect(),
+            ["req"]
+                .iter()
+                .chain(&ec)
+                .map(|s| s.to_string())
+                .chain(
+                    [
+                        "-keyout",
+                        &path("server.key"),
+                        "-out",
+                        &path("server.csr"),
+                        "-subj",
+                        "/CN=localhost",
+                    ]
+                    .map(str::to_owned),
+                )
+                .collect(),
+            [
+                "x509",
+                "-req",
+                "-in",
+                &path("server.csr"),
+                "-CA",
+                &path("ca.pem"),
+                "-CAkey",
+                &path("ca.key"),
+                "-CAcreateserial",
+                "-out",
+                &path("server.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &path("server.ext"),
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ];
+        for args in steps {
+            let output = Command::new("openssl").args(&args).output().expect("run openssl");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        TestCertificates {
+            ca: dir.join("ca.pem"),
+            server_chain: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Recording HTTP sink for integration tests (Sentry envelopes, Datadog/OTLP JSON, ...).
 
-Usage: http_sink.py PORT [--verbose]      (PORT 0 = pick a free port)
+Usage: http_sink.py PORT [--verbose] [--tls CERT KEY]      (PORT 0 = pick a free port)
+
+With --tls, every connection is HTTPS with the certificate chain CERT (PEM) and its key KEY
+(PEM); the control endpoints too.
 
 Binds 127.0.0.1 only and prints "LISTENING <port>" (flushed) once ready.  Stops cleanly on SIGTERM/SIGINT.
 
@@ -440,6 +443,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    tls = None  # an ssl.SSLContext when serving HTTPS
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs on the connection's own thread: a client that refuses the
+        # certificate fails there, and the server goes on.
+        if self.tls is not None:
+            request = self.tls.wrap_socket(request, server_side=True)
+        super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
@@ -451,10 +462,20 @@ def main(argv):
     global VERBOSE
     args = [a for a in argv[1:] if a != "--verbose"]
     VERBOSE = len(args) != len(argv) - 1
-    if len(args) != 1 or not args[0].isdigit() or int(args[0]) > 65535:
-        sys.stderr.write("usage: http_sink.py PORT [--verbose]   (PORT 0 = pick a free port)\n")
+    tls = None
+    if "--tls" in args:
+        at = args.index("--tls")
+        tls = args[at + 1:at + 3]
+        del args[at:at + 3]
+    if len(args) != 1 or not args[0].isdigit() or int(args[0]) > 65535 or (tls is not None and len(tls) != 2):
+        sys.stderr.write("usage: http_sink.py PORT [--verbose] [--tls CERT KEY]   (PORT 0 = pick a free port)\n")
         return 2
     server = Server(("127.0.0.1", int(args[0])), Handler)
+    if tls is not None:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls[0], tls[1])
+        server.tls = context
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()

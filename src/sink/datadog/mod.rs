@@ -105,6 +105,7 @@ impl DatadogSink {
                 base_url: options.base_url.clone(),
                 api_key: options.api_key.clone(),
                 connect_timeout: options.connect_timeout,
+                roots: options.roots.clone(),
                 timeout: options.timeout,
                 queue: options.queue,
                 max_retries: options.max_retries,

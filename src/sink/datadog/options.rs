@@ -1,5 +1,6 @@
 //! Settings of the Datadog sink.
 
+use crate::sink::tls::ExtraRoots;
 use std::fmt;
 use std::time::Duration;
 
@@ -169,6 +170,7 @@ pub struct DatadogOptions {
     pub(crate) compression: Compression,
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) roots: ExtraRoots,
     pub(crate) max_retries: u32,
     pub(crate) retry_buffer_bytes: usize,
     pub(crate) queue: usize,
@@ -188,6 +190,7 @@ impl fmt::Debug for DatadogOptions {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("queue", &self.queue)
+            .field("roots", &self.roots)
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +217,7 @@ impl DatadogOptions {
             compression: Compression::Deflate,
             timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
+            roots: ExtraRoots::default(),
             max_retries: 3,
             retry_buffer_bytes: 8 << 20,
             queue: 32,
@@ -330,6 +334,23 @@ impl DatadogOptions {
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// Trusts the certificate authorities of `pem` (one or more `-----BEGIN CERTIFICATE-----`
+    /// blocks) besides Mozilla's root certificates: for an intake reached through a
+    /// TLS-inspecting proxy or a private CA. Certificates are always verified; there is no
+    /// option to turn that off.
+    ///
+    /// # Errors
+    ///
+    /// A [`CertificateError`](crate::sink::CertificateError) when `pem` holds no certificate or
+    /// is not valid PEM.
+    pub fn add_root_certificates(
+        mut self,
+        pem: &[u8],
+    ) -> Result<Self, crate::sink::CertificateError> {
+        self.roots = self.roots.add_pem(pem)?;
+        Ok(self)
     }
 
     /// Immediate retries of a payload after a 408, 429, 5xx answer or a connection failure

@@ -19,6 +19,7 @@
 //!   until its deadline, and reports the payloads still waiting. Shutdown does the same, then
 //!   drops (and counts) what is still buffered; a stuck thread is never joined past the deadline.
 
+use crate::sink::tls::ExtraRoots;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -45,6 +46,7 @@ pub(crate) struct TransportOptions {
     pub(crate) base_url: String,
     pub(crate) api_key: ApiKey,
     pub(crate) connect_timeout: Duration,
+    pub(crate) roots: ExtraRoots,
     pub(crate) timeout: Duration,
     pub(crate) queue: usize,
     pub(crate) max_retries: u32,
@@ -177,6 +179,7 @@ fn agent(options: &TransportOptions) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(options.connect_timeout))
+        .tls_config(options.roots.tls_config())
         .timeout_global(Some(options.timeout))
         .user_agent(format!("tracing-tally/{}", env!("CARGO_PKG_VERSION")))
         // Answer a redirect with the redirect: a POST body is not replayed elsewhere.

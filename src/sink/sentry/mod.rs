@@ -46,6 +46,7 @@ pub use self::dsn::{Dsn, DsnError};
 use self::metrics::MetricOptions;
 use self::ratelimit::Category;
 use self::transport::{Accounts, Item, ItemBody, Outgoing, Transport, TransportOptions};
+use super::tls::ExtraRoots;
 use super::Sink;
 use crate::batch::{Batch, ErrorEvent, Transaction};
 use crate::error::{ExportError, ExportErrorKind};
@@ -87,6 +88,7 @@ pub struct SentryOptions {
     legacy_statsd: bool,
     max_distribution_values: usize,
     connect_timeout: Duration,
+    roots: ExtraRoots,
     timeout: Duration,
     queue: usize,
     max_retries: u32,
@@ -104,6 +106,7 @@ impl fmt::Debug for SentryOptions {
             .field("legacy_statsd", &self.legacy_statsd)
             .field("timeout", &self.timeout)
             .field("queue", &self.queue)
+            .field("roots", &self.roots)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +133,7 @@ impl SentryOptions {
             legacy_statsd: false,
             max_distribution_values: 100,
             connect_timeout: Duration::from_secs(5),
+            roots: ExtraRoots::default(),
             timeout: Duration::from_secs(30),
             queue: 30,
             max_retries: 3,
@@ -206,6 +210,28 @@ impl SentryOptions {
         self
     }
 
+    /// Trusts the certificate authorities of `pem` (one or more `-----BEGIN CERTIFICATE-----`
+    /// blocks) besides Mozilla's root certificates: for a self-hosted Sentry behind a private
+    /// CA, or a TLS-inspecting proxy. Certificates are always verified; there is no option to
+    /// turn that off.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pem = std::fs::read("/etc/ssl/certs/my-company-ca.pem")?;
+    /// let options = tracing_tally::sink::SentryOptions::new("https://key@sentry.internal/1")?
+    ///     .add_root_certificates(&pem)?;
+    /// # drop(options); Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`CertificateError`](crate::sink::CertificateError) when `pem` holds no certificate or
+    /// is not valid PEM.
+    pub fn add_root_certificates(mut self, pem: &[u8]) -> Result<Self, super::CertificateError> {
+        self.roots = self.roots.add_pem(pem)?;
+        Ok(self)
+    }
+
     /// Connection timeout (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -273,6 +299,7 @@ impl SentrySink {
             auth: options.dsn.auth_header(&format!("tracing-tally/{}", env!("CARGO_PKG_VERSION"))),
             user_agent: format!("tracing-tally/{}", env!("CARGO_PKG_VERSION")),
             connect_timeout: options.connect_timeout,
+            roots: options.roots.clone(),
             timeout: options.timeout,
             queue: options.queue,
             max_retries: options.max_retries,

@@ -29,6 +29,7 @@ use super::envelope::EnvelopeWriter;
 use super::ratelimit::{Category, RateLimits};
 use super::time::rfc3339;
 use crate::pipeline::Shared;
+use crate::sink::tls::ExtraRoots;
 use crate::stats::{Carried, DropReason};
 
 /// How the transport talks to Sentry.
@@ -38,6 +39,7 @@ pub(crate) struct TransportOptions {
     pub(crate) auth: String,
     pub(crate) user_agent: String,
     pub(crate) connect_timeout: Duration,
+    pub(crate) roots: ExtraRoots,
     pub(crate) timeout: Duration,
     pub(crate) queue: usize,
     pub(crate) max_retries: u32,
@@ -228,6 +230,7 @@ fn agent(options: &TransportOptions) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(options.connect_timeout))
+        .tls_config(options.roots.tls_config())
         .timeout_global(Some(options.timeout))
         .user_agent(options.user_agent.as_str())
         .max_idle_connections(2)

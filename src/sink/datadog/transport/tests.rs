@@ -15,6 +15,7 @@ fn options(server: &Server) -> TransportOptions {
         base_url: server.url(),
         api_key: ApiKey::parse(KEY).unwrap(),
         connect_timeout: Duration::from_secs(1),
+        roots: crate::sink::tls::ExtraRoots::default(),
         timeout: Duration::from_secs(2),
         queue: 16,
         max_retries: 3,
