@@ -34,6 +34,20 @@ ensure_venv_support() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
 }
 
+# The TLS tests make a test certificate authority with the openssl command.
+if ! command -v openssl >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    echo "peers-setup: installing openssl with apt" >&2
+    $sudo apt-get update -qq >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2
+  else
+    echo "peers-setup: need the openssl command (and no apt-get to install it)" >&2
+    exit 1
+  fi
+fi
+
 if [ ! -x "$PY" ] || ! "$PY" -c '' >/dev/null 2>&1; then
   ensure_venv_support
   rm -rf "$VENV"

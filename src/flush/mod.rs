@@ -195,6 +195,21 @@ impl Control {
 /// `let _ = ...` drops the guard at once, which stops the pipeline immediately; bind it to a
 /// named variable such as `_guard` instead. To keep the pipeline running until the process ends
 /// without a final flush, `std::mem::forget` the guard.
+///
+/// # How a process can end
+///
+/// * **Returning from `main`**, or unwinding out of it: the guard drops and flushes.
+/// * **A panic on another thread** does not end the process; the pipeline goes on. With
+///   [`Builder::panic_hook`](crate::Builder::panic_hook) the panic is also captured as an
+///   unhandled error and the pipeline flushes (within the shutdown timeout) before the panic
+///   continues, which is what saves the data when the panic then aborts the process
+///   (`panic = "abort"`) or takes `main` down.
+/// * **`std::process::exit`** (and `abort`, and a signal's default action) runs no
+///   destructors: the guard does not drop, and what was recorded since the last flush is lost.
+///   Call [`flush`](FlushGuard::flush) (or drop the guard) first; [`crate::flush`] reaches the
+///   guard from anywhere.
+/// * **`SIGTERM` / Ctrl-C**: handle the signal (for example with `tokio::signal` or the
+///   `ctrlc` crate) and return from `main`, so the guard drops.
 #[must_use = "dropping the guard flushes and stops the pipeline: bind it to a variable (`let _guard = ...`)"]
 pub struct FlushGuard {
     control: Arc<Control>,
