@@ -7,27 +7,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tracing::info;
 use tracing_subscriber::prelude::*;
 use tracing_tally::Tally;
 
-use crate::books::{balance, Books, Compare, Ledger};
+use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};
 use crate::shared::{Received, Receiver};
 use crate::{options, WAIT};
-
-const ROUTES: [&str; 3] = ["/users", "/orders", "/cart"];
-const EVENTS_PER_ROUND: u64 = 60;
-
-/// One round of the workload: counters, an up-down counter, a distribution and a gauge.
-fn workload(round: u64) {
-    for i in 0..EVENTS_PER_ROUND {
-        let route = ROUTES[(i % 3) as usize];
-        info!(monotonic_counter.acct.requests = 1, route, round);
-        info!(counter.acct.inflight = (i % 5) as i64 - 1, round);
-        info!(distribution.acct.latency = i as f64 * 0.25, route, round);
-        info!(gauge.acct.depth = i, round);
-    }
-}
 
 /// The faults, one per round; `None` takes the intake down for the round.
 fn faults() -> Vec<Option<Value>> {

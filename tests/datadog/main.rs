@@ -7,6 +7,8 @@
 mod accounting;
 #[path = "../support/books.rs"]
 mod books;
+#[path = "../support/deadline.rs"]
+mod deadline;
 mod end_to_end;
 mod faults;
 #[path = "../support/peers.rs"]

@@ -8,27 +8,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tracing::info;
 use tracing_tally::sink::SentryOptions;
 use tracing_tally::DropReason;
 
-use crate::books::{balance, Books, Compare, Ledger};
+use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};
 use crate::peers::{Received, Receiver};
 use crate::pipeline;
 
-const ROUTES: [&str; 3] = ["/users", "/orders", "/cart"];
-const EVENTS_PER_ROUND: u64 = 60;
 const WAIT: Duration = Duration::from_secs(15);
-
-fn workload(round: u64) {
-    for i in 0..EVENTS_PER_ROUND {
-        let route = ROUTES[(i % 3) as usize];
-        info!(monotonic_counter.acct.requests = 1, route, round);
-        info!(counter.acct.inflight = (i % 5) as i64 - 1, round);
-        info!(distribution.acct.latency = i as f64 * 0.25, route, round);
-        info!(gauge.acct.depth = i, round);
-    }
-}
 
 /// The faults, one per round; `None` takes the server down for the round.
 fn faults() -> Vec<Option<Value>> {

@@ -8,6 +8,8 @@ mod accounting;
 #[path = "../support/books.rs"]
 mod books;
 mod config;
+#[path = "../support/deadline.rs"]
+mod deadline;
 mod end_to_end;
 mod faults;
 mod panic;

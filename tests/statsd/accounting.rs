@@ -11,27 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tracing::info;
 use tracing_subscriber::prelude::*;
 use tracing_tally::sink::StatsdOptions;
 use tracing_tally::{DropReason, Tally};
 
-use crate::books::{balance, Books, Compare, Ledger};
+use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};
 use crate::peers::scratch;
 
-const ROUTES: [&str; 3] = ["/users", "/orders", "/cart"];
-const EVENTS_PER_ROUND: u64 = 60;
 const ROUNDS: u64 = 8;
-
-fn workload(round: u64) {
-    for i in 0..EVENTS_PER_ROUND {
-        let route = ROUTES[(i % 3) as usize];
-        info!(monotonic_counter.acct.requests = 1, route, round);
-        info!(counter.acct.inflight = (i % 5) as i64 - 1, round);
-        info!(distribution.acct.latency = i as f64 * 0.25, route, round);
-        info!(gauge.acct.depth = i, round);
-    }
-}
 
 /// A receiver reading messages into `lines` until stopped.
 struct Receiver {

@@ -7,6 +7,8 @@
 mod accounting;
 #[path = "../support/books.rs"]
 mod books;
+#[path = "../support/deadline.rs"]
+mod deadline;
 mod dogstatsd;
 mod etsy;
 mod golden;

@@ -6,8 +6,26 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
+use tracing::info;
 use tracing_tally::sink::{Batch, MetricRecord, MetricValue, Sink};
 use tracing_tally::{ExportError, MetricLoss};
+
+const ROUTES: [&str; 3] = ["/users", "/orders", "/cart"];
+/// Events of each kind per round of [`workload`].
+pub(crate) const EVENTS_PER_ROUND: u64 = 60;
+
+/// One round of the accounting workload: a counter, an up-down counter, a distribution and a
+/// gauge (`acct.requests`, `acct.inflight`, `acct.latency`, `acct.depth`), tagged by route and
+/// round, [`EVENTS_PER_ROUND`] events each.
+pub(crate) fn workload(round: u64) {
+    for i in 0..EVENTS_PER_ROUND {
+        let route = ROUTES[(i % 3) as usize];
+        info!(monotonic_counter.acct.requests = 1, route, round);
+        info!(counter.acct.inflight = (i % 5) as i64 - 1, round);
+        info!(distribution.acct.latency = i as f64 * 0.25, route, round);
+        info!(gauge.acct.depth = i, round);
+    }
+}
 
 /// Points and values of one metric.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
