@@ -11,6 +11,7 @@ mod end_to_end;
 mod faults;
 #[path = "../support/peers.rs"]
 mod shared;
+mod spool;
 
 use std::time::Duration;
 
