@@ -135,6 +135,8 @@ impl SpoolOptions {
 pub(crate) enum Owner {
     #[cfg(feature = "datadog")]
     Datadog = 1,
+    #[cfg(feature = "sentry")]
+    Sentry = 2,
 }
 
 impl Owner {
@@ -142,6 +144,8 @@ impl Owner {
         match self {
             #[cfg(feature = "datadog")]
             Owner::Datadog => "datadog",
+            #[cfg(feature = "sentry")]
+            Owner::Sentry => "sentry",
         }
     }
 }

@@ -14,6 +14,7 @@ mod panic;
 mod peers;
 #[path = "../support/peers.rs"]
 mod shared;
+mod spool;
 
 use std::time::Duration;
 

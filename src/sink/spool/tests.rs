@@ -5,7 +5,10 @@ use super::*;
 /// What the spool booked: the discard and the records of the file, when it could be read.
 type Booked = Arc<Mutex<Vec<(Discard, Option<u64>)>>>;
 
+#[cfg(feature = "datadog")]
 const OWNER: Owner = Owner::Datadog;
+#[cfg(not(feature = "datadog"))]
+const OWNER: Owner = Owner::Sentry;
 
 /// A fresh directory for one test.
 fn scratch(name: &str) -> PathBuf {
