@@ -42,6 +42,8 @@ mod memory;
 #[cfg(feature = "sentry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
 pub mod sentry;
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+pub(crate) mod spool;
 #[cfg(feature = "statsd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
 pub mod statsd;
@@ -63,6 +65,9 @@ pub use memory::MemorySink;
 #[cfg(feature = "sentry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
 pub use sentry::{Dsn, DsnError, SentryOptions};
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
+pub use spool::SpoolOptions;
 #[cfg(feature = "statsd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
 pub use statsd::{DistributionType, StatsdOptions, TagStyle};

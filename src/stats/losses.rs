@@ -43,6 +43,27 @@ impl Carried {
         };
         Carried { metric: record.series.metric.clone(), values }
     }
+
+    /// A point of the metric called `name` carrying `values`, for a point read back from disk
+    /// (a sink's spool): the ledger books by name, so the metric's other traits do not matter.
+    #[cfg(any(feature = "sentry", feature = "datadog"))]
+    pub(crate) fn named(name: &str, values: f64) -> Carried {
+        let metric =
+            MetricDesc::new(name, crate::aggregate::series::MetricKind::Counter, false, None);
+        Carried { metric: Arc::new(metric), values }
+    }
+
+    /// The metric's name.
+    #[cfg(any(feature = "sentry", feature = "datadog"))]
+    pub(crate) fn name(&self) -> &str {
+        self.metric.name()
+    }
+
+    /// The values carried.
+    #[cfg(any(feature = "sentry", feature = "datadog"))]
+    pub(crate) fn values(&self) -> f64 {
+        self.values
+    }
 }
 
 impl PartialEq for Carried {

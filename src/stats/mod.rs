@@ -60,6 +60,15 @@ drop_reasons! {
     /// interval (distribution values past a cap, set members past the exact limit); the record
     /// itself was sent, represented by the values kept.
     SinkSampled => "sink_sampled",
+    /// Records of payloads a network sink's spool dropped, oldest first, to stay under its size
+    /// cap (see `SpoolOptions::max_bytes`).
+    SpoolFull => "spool_full",
+    /// Records of payloads that waited in a network sink's spool longer than its age cap (see
+    /// `SpoolOptions::max_age`).
+    SpoolExpired => "spool_expired",
+    /// Spool files that could not be read back (truncated, corrupt, written by an unknown
+    /// version) and were deleted; counted per file, since what they held cannot be known.
+    SpoolCorrupt => "spool_corrupt",
     /// A sink panicked while exporting (counted per record).
     SinkPanic => "sink_panic",
     /// A panic inside the layer (for example in a field's `Debug` implementation) was caught.

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tracing_subscriber::prelude::*;
+use tracing_tally::sink::SpoolOptions;
 use tracing_tally::Tally;
 
 use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};
-use crate::shared::{Received, Receiver};
+use crate::shared::{scratch, Received, Receiver};
 use crate::{options, WAIT};
 
 /// The faults, one per round; `None` takes the intake down for the round.
@@ -65,13 +66,31 @@ fn delivered(received: &[Received]) -> Books {
 
 #[test]
 fn every_point_is_delivered_once_or_counted_lost_under_every_fault() {
+    books_balance(None);
+}
+
+/// With a spool and no retry buffer to speak of, what cannot go waits on disk: the books still
+/// balance, and nothing arrives twice.
+#[test]
+fn every_point_is_delivered_once_or_counted_lost_with_a_spool() {
+    let dir = scratch("dd-acct-spool");
+    books_balance(Some(SpoolOptions::new(&dir)));
+    let left = std::fs::read_dir(dir.join("datadog")).unwrap().count();
+    assert_eq!(left, 0, "the spool was emptied");
+}
+
+fn books_balance(spool: Option<SpoolOptions>) {
     let mut receiver = Some(Receiver::start());
     let port = receiver.as_ref().unwrap().port;
     let ledger = Ledger::default();
-    let options = options(receiver.as_ref().unwrap())
+    let mut options = options(receiver.as_ref().unwrap())
         .timeout(Duration::from_secs(1))
         .max_distribution_values(usize::MAX)
         .send_errors(false);
+    let spool_dir = spool.as_ref().map(|s| s.dir().to_path_buf());
+    if let Some(spool) = spool {
+        options = options.retry_buffer_bytes(1).spool(spool);
+    }
     let (layer, guard) = Tally::builder()
         .manual()
         .host(Some("test-host".into()))
@@ -97,6 +116,10 @@ fn every_point_is_delivered_once_or_counted_lost_under_every_fault() {
         // Short deadlines: what cannot be sent in time waits in the retry buffer.
         let _ = guard.flush(Duration::from_secs(2));
         if fault.is_none() {
+            if let Some(dir) = &spool_dir {
+                let files = std::fs::read_dir(dir.join("datadog")).map_or(0, Iterator::count);
+                assert!(files > 0, "with the server gone, payloads were spooled");
+            }
             receiver = Some(Receiver::start_on(port));
         }
     }

@@ -14,6 +14,7 @@ mod faults;
 #[path = "../support/peers.rs"]
 mod shared;
 mod shutdown;
+mod spool;
 mod tls;
 
 use std::time::Duration;

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tracing_tally::sink::SentryOptions;
+use tracing_tally::sink::{SentryOptions, SpoolOptions};
 use tracing_tally::DropReason;
 
 use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};
@@ -63,14 +63,32 @@ fn delivered(received: &[Received]) -> Books {
 
 #[test]
 fn every_metric_item_is_delivered_once_or_counted_lost_under_every_fault() {
+    books_balance(None);
+}
+
+/// With a spool, what cannot go waits on disk: the books still balance, and nothing arrives
+/// twice.
+#[test]
+fn every_metric_item_is_delivered_once_or_counted_lost_with_a_spool() {
+    let dir = crate::shared::scratch("sentry-acct-spool");
+    books_balance(Some(SpoolOptions::new(&dir)));
+    let left = std::fs::read_dir(dir.join("sentry")).unwrap().count();
+    assert_eq!(left, 0, "the spool was emptied");
+}
+
+fn books_balance(spool: Option<SpoolOptions>) {
     let mut receiver = Some(Receiver::start());
     let port = receiver.as_ref().unwrap().port;
     let ledger = Ledger::default();
-    let options = SentryOptions::new(&receiver.as_ref().unwrap().dsn())
+    let mut options = SentryOptions::new(&receiver.as_ref().unwrap().dsn())
         .unwrap()
         .timeout(Duration::from_secs(1))
         .connect_timeout(Duration::from_secs(1))
         .max_distribution_values(usize::MAX);
+    let spool_dir = spool.as_ref().map(|s| s.dir().to_path_buf());
+    if let Some(spool) = spool {
+        options = options.spool(spool);
+    }
     let builder = tracing_tally::Tally::builder()
         .manual()
         .sessions(false)
@@ -92,6 +110,10 @@ fn every_metric_item_is_delivered_once_or_counted_lost_under_every_fault() {
             std::thread::sleep(Duration::from_millis(1100));
         }
         if fault.is_none() {
+            if let Some(dir) = &spool_dir {
+                let files = std::fs::read_dir(dir.join("sentry")).map_or(0, Iterator::count);
+                assert!(files > 0, "with the server gone, payloads were spooled");
+            }
             receiver = Some(Receiver::start_on(port));
         }
     }

@@ -17,6 +17,7 @@ mod peers;
 #[path = "../support/peers.rs"]
 mod shared;
 mod shutdown;
+mod spool;
 mod tls;
 
 use std::time::Duration;

@@ -1,14 +1,19 @@
 //! The retry buffer: payloads that could not be delivered yet, tried again at the next flush.
 //!
 //! It holds at most `capacity` bytes of payloads (their compressed bodies plus a little
-//! bookkeeping). Adding past that drops the oldest payloads first, counting their items
-//! (`buffer_full`): the newest data is the most useful once Datadog can be reached again, and
-//! old points age out of the intake's window anyway.
+//! bookkeeping). Adding past that evicts the oldest payloads first: the newest data is the most
+//! useful once Datadog can be reached again, and old points age out of the intake's window
+//! anyway. The sender writes what is evicted to its spool, if it has one, or counts its items
+//! (`buffer_full`).
 
 use std::collections::VecDeque;
 
+#[cfg(test)]
 use super::losses::{Loss, Losses};
 use super::payload::Payload;
+
+/// Payloads evicted to make room, oldest first.
+pub(crate) type Evicted = Vec<Payload>;
 
 /// Payloads waiting for a retry, oldest first.
 #[derive(Debug)]
@@ -23,18 +28,20 @@ impl RetryBuffer {
         RetryBuffer { payloads: VecDeque::new(), bytes: 0, capacity }
     }
 
-    /// Adds the newest payload, dropping the oldest while over capacity.
-    pub(crate) fn push_back(&mut self, payload: Payload, losses: &Losses) {
+    /// Adds the newest payload, evicting the oldest while over capacity.
+    #[must_use = "evicted payloads must be spooled or counted"]
+    pub(crate) fn push_back(&mut self, payload: Payload) -> Evicted {
         self.bytes += payload.size();
         self.payloads.push_back(payload);
-        self.evict(losses);
+        self.evict()
     }
 
     /// Puts back a payload taken with [`pop_front`](Self::pop_front), as the oldest.
-    pub(crate) fn push_front(&mut self, payload: Payload, losses: &Losses) {
+    #[must_use = "evicted payloads must be spooled or counted"]
+    pub(crate) fn push_front(&mut self, payload: Payload) -> Evicted {
         self.bytes += payload.size();
         self.payloads.push_front(payload);
-        self.evict(losses);
+        self.evict()
     }
 
     /// Takes the oldest payload.
@@ -45,6 +52,7 @@ impl RetryBuffer {
     }
 
     /// Drops everything, counting it as `loss`.
+    #[cfg(test)]
     pub(crate) fn clear(&mut self, loss: Loss, losses: &Losses) {
         while let Some(payload) = self.pop_front() {
             payload.lose(loss, losses);
@@ -65,11 +73,13 @@ impl RetryBuffer {
         self.bytes
     }
 
-    fn evict(&mut self, losses: &Losses) {
+    fn evict(&mut self) -> Evicted {
+        let mut evicted = Vec::new();
         while self.bytes > self.capacity {
             let Some(oldest) = self.pop_front() else { break };
-            oldest.lose(Loss::BufferFull, losses);
+            evicted.push(oldest);
         }
+        evicted
     }
 }
 
@@ -89,30 +99,29 @@ mod tests {
     }
 
     #[test]
-    fn drops_the_oldest_past_capacity_and_counts_their_items() {
+    fn evicts_the_oldest_past_capacity() {
         let (losses, _) = recording();
         let size = payload(0, 2).size();
         let mut buffer = RetryBuffer::new(size * 3);
+        let mut evicted = Vec::new();
         for tag in 0..5 {
-            buffer.push_back(payload(tag, 2), &losses);
+            evicted.extend(buffer.push_back(payload(tag, 2)));
         }
         assert_eq!(buffer.len(), 3);
         assert_eq!(buffer.bytes(), size * 3);
-        assert_eq!(losses.get(Loss::BufferFull), 4);
+        assert_eq!(evicted, [payload(0, 2), payload(1, 2)]);
         assert_eq!(buffer.pop_front(), Some(payload(2, 2)));
-        buffer.push_front(payload(2, 2), &losses);
-        assert_eq!(losses.get(Loss::BufferFull), 4);
+        assert!(buffer.push_front(payload(2, 2)).is_empty());
         buffer.clear(Loss::Shutdown, &losses);
         assert!(buffer.is_empty());
         assert_eq!((buffer.bytes(), losses.get(Loss::Shutdown)), (0, 6));
     }
 
     #[test]
-    fn a_payload_larger_than_the_buffer_is_dropped_at_once() {
-        let (losses, _) = recording();
+    fn a_payload_larger_than_the_buffer_is_evicted_at_once() {
         let mut buffer = RetryBuffer::new(10);
-        buffer.push_back(payload(0, 5), &losses);
+        let evicted = buffer.push_back(payload(0, 5));
         assert!(buffer.is_empty());
-        assert_eq!(losses.get(Loss::BufferFull), 5);
+        assert_eq!(evicted, [payload(0, 5)]);
     }
 }

@@ -39,11 +39,17 @@ pub(crate) enum Loss {
     /// Distribution values summarised away: a point carries at most the configured number of
     /// values, the rest of the interval's values are represented by them.
     Sampled,
+    /// Deleted from the spool, oldest first, to stay under its size cap.
+    SpoolFull,
+    /// Waited in the spool longer than its age cap.
+    SpoolExpired,
+    /// A spool file that could not be read back (counted once per file).
+    SpoolCorrupt,
 }
 
 impl Loss {
     /// Every cause, in declaration order.
-    pub(crate) const ALL: [Loss; 12] = [
+    pub(crate) const ALL: [Loss; 15] = [
         Loss::Stale,
         Loss::Future,
         Loss::NonFinite,
@@ -56,6 +62,9 @@ impl Loss {
         Loss::Shutdown,
         Loss::EventLimit,
         Loss::Sampled,
+        Loss::SpoolFull,
+        Loss::SpoolExpired,
+        Loss::SpoolCorrupt,
     ];
 
     /// The pipeline's reason for this cause (`None` when the pipeline has no fitting reason).
@@ -64,6 +73,9 @@ impl Loss {
             Loss::QueueFull => Some(DropReason::SinkQueueFull),
             Loss::EventLimit => Some(DropReason::RateLimited),
             Loss::Sampled => Some(DropReason::SinkSampled),
+            Loss::SpoolFull => Some(DropReason::SpoolFull),
+            Loss::SpoolExpired => Some(DropReason::SpoolExpired),
+            Loss::SpoolCorrupt => Some(DropReason::SpoolCorrupt),
             Loss::Stale
             | Loss::Future
             | Loss::NonFinite
@@ -91,6 +103,9 @@ impl Loss {
             Loss::Shutdown => "shutdown",
             Loss::EventLimit => "event_limit",
             Loss::Sampled => "sampled",
+            Loss::SpoolFull => "spool_full",
+            Loss::SpoolExpired => "spool_expired",
+            Loss::SpoolCorrupt => "spool_corrupt",
         }
     }
 }

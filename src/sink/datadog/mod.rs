@@ -30,13 +30,19 @@
 //!   (honouring `Retry-After`) while [`DatadogOptions::max_retries`] and a pending flush's
 //!   deadline allow, then kept in a bounded retry buffer ([`DatadogOptions::retry_buffer_bytes`])
 //!   that is tried again at the next export and at every flush.
+//!   With [`DatadogOptions::spool`], payloads evicted from that buffer and those still
+//!   waiting at shutdown go to a [durable spool](crate::sink::SpoolOptions) on disk instead of
+//!   being dropped, and are sent, oldest first, once a request succeeds again, at the next
+//!   export or flush, or when the next process starts (points that aged out of the intake's
+//!   window meanwhile are dropped and counted).
 //! * 400 and other refusals: dropped.
 //! * 401, 403: dropped; after 3 in a row a circuit breaker pauses sending for 30 s, doubling
 //!   up to 5 minutes while the key keeps being refused.
 //!
 //! Whatever is given up is counted in the pipeline's statistics: `sink_queue_full` for the
 //! queue, `rate_limited` for events over their limits, `sink_error` for everything else
-//! (refused, too old, evicted from the retry buffer, still waiting at shutdown). With
+//! (refused, too old, evicted from the retry buffer, still waiting at shutdown), and
+//! `spool_full`, `spool_expired`, `spool_corrupt` for what the spool deletes unsent. With
 //! [`Builder::debug`](crate::Builder::debug), refusals are logged to standard error, once per
 //! status until a request succeeds. The API key never appears in `Debug` output, errors or logs.
 
@@ -110,6 +116,7 @@ impl DatadogSink {
                 queue: options.queue,
                 max_retries: options.max_retries,
                 retry_buffer_bytes: options.retry_buffer_bytes,
+                spool: options.spool.clone(),
                 debug,
             },
             losses.clone(),

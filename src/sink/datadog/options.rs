@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::api_key::{ApiKey, ApiKeyError};
 use super::context::HostSetting;
 use super::site::{self, EndpointError};
+use crate::sink::spool::SpoolOptions;
 
 /// Where distributions (`histogram.`, `distribution.`, `timing.` metrics and span timings) go.
 ///
@@ -140,6 +141,7 @@ impl Compression {
 /// | [`max_retries`](Self::max_retries) | 3 |
 /// | [`retry_buffer_bytes`](Self::retry_buffer_bytes) | 8 MiB |
 /// | [`queue`](Self::queue) | 32 payloads |
+/// | [`spool`](Self::spool) | none: payloads are kept in memory only |
 ///
 /// `Debug` never shows the API key.
 ///
@@ -174,6 +176,7 @@ pub struct DatadogOptions {
     pub(crate) max_retries: u32,
     pub(crate) retry_buffer_bytes: usize,
     pub(crate) queue: usize,
+    pub(crate) spool: Option<SpoolOptions>,
 }
 
 impl fmt::Debug for DatadogOptions {
@@ -191,6 +194,7 @@ impl fmt::Debug for DatadogOptions {
             .field("max_retries", &self.max_retries)
             .field("queue", &self.queue)
             .field("roots", &self.roots)
+            .field("spool", &self.spool)
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +225,7 @@ impl DatadogOptions {
             max_retries: 3,
             retry_buffer_bytes: 8 << 20,
             queue: 32,
+            spool: None,
         })
     }
 
@@ -372,6 +377,25 @@ impl DatadogOptions {
     /// (`sink_queue_full`).
     pub fn queue(mut self, capacity: usize) -> Self {
         self.queue = capacity.max(1);
+        self
+    }
+
+    /// Keeps what the intake could not take on disk instead of dropping it: payloads evicted
+    /// from the retry buffer, and those still waiting at shutdown, are written to the spool
+    /// (under `<dir>/datadog/`) and sent, oldest first, once a request succeeds again, at the
+    /// next flush, or when the next process starts with the same directory. Points that aged
+    /// out of the intake's window meanwhile are dropped (`sink_error`) rather than sent. Off by
+    /// default. See [`SpoolOptions`] for the caps and the file format.
+    ///
+    /// ```
+    /// use tracing_tally::sink::{DatadogOptions, SpoolOptions};
+    ///
+    /// let options = DatadogOptions::new("0123456789abcdef0123456789abcdef")?
+    ///     .spool(SpoolOptions::new(std::env::temp_dir().join("my-app-spool")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spool(mut self, spool: SpoolOptions) -> Self {
+        self.spool = Some(spool);
         self
     }
 }

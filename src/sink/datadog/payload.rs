@@ -21,6 +21,7 @@ use std::ops::Range;
 use super::losses::{Loss, Losses};
 use super::options::Compression;
 use super::window::{Fit, Window};
+use crate::sink::spool::{self, Record};
 use crate::stats::Carried;
 
 /// Upper bound of what the intake takes per request (v2 series: 512,000 compressed, 5,242,880
@@ -251,6 +252,95 @@ impl Payload {
             }
         }
         (!kept.is_empty()).then(|| pack(self.kind, self.compression, &kept, 0..kept.len()))
+    }
+}
+
+// === spooling ===
+
+impl Kind {
+    fn code(self) -> u8 {
+        match self {
+            Kind::Series => 0,
+            Kind::Distribution => 1,
+            Kind::Event => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Kind> {
+        [Kind::Series, Kind::Distribution, Kind::Event].into_iter().find(|k| k.code() == code)
+    }
+}
+
+fn compression_code(compression: Compression) -> u8 {
+    match compression {
+        Compression::None => 0,
+        Compression::Deflate => 1,
+        Compression::Gzip => 2,
+    }
+}
+
+fn compression_from_code(code: u8) -> Option<Compression> {
+    [Compression::None, Compression::Deflate, Compression::Gzip]
+        .into_iter()
+        .find(|c| compression_code(*c) == code)
+}
+
+/// Marks an entry that carries no metric point.
+const NO_POINT: usize = u32::MAX as usize;
+
+impl Payload {
+    /// The payload as a spool record: the metadata lists each item's range, timestamp and the
+    /// index of its metric point in the manifest.
+    pub(crate) fn to_record(&self) -> Record {
+        let mut meta = Vec::with_capacity(4 + self.entries.len() * 28);
+        let mut points = Vec::new();
+        spool::put_u32(&mut meta, self.entries.len());
+        for entry in &self.entries {
+            meta.extend_from_slice(&(entry.start as u64).to_le_bytes());
+            meta.extend_from_slice(&(entry.end as u64).to_le_bytes());
+            meta.extend_from_slice(&entry.timestamp.to_le_bytes());
+            match &entry.carried {
+                Some(carried) => {
+                    spool::put_u32(&mut meta, points.len());
+                    points.push(carried.clone());
+                }
+                None => spool::put_u32(&mut meta, NO_POINT),
+            }
+        }
+        Record {
+            kind: self.kind.code(),
+            compression: compression_code(self.compression),
+            items: self.items(),
+            meta,
+            points,
+            body: self.body.clone(),
+        }
+    }
+
+    /// The payload a spool record holds; `None` when the record does not make sense.
+    pub(crate) fn from_record(record: Record) -> Option<Payload> {
+        let kind = Kind::from_code(record.kind)?;
+        let compression = compression_from_code(record.compression)?;
+        let mut meta = spool::Reader::new(&record.meta);
+        let count = meta.u32()?;
+        let mut entries = Vec::with_capacity(count.min(record.meta.len() / 28));
+        for _ in 0..count {
+            let start = usize::try_from(meta.u64()?).ok()?;
+            let end = usize::try_from(meta.u64()?).ok()?;
+            let timestamp = meta.i64()?;
+            let carried = match meta.u32()? {
+                NO_POINT => None,
+                i => Some(record.points.get(i)?.clone()),
+            };
+            if start > end {
+                return None;
+            }
+            entries.push(Entry { start, end, timestamp, carried });
+        }
+        if !meta.rest().is_empty() || count as u64 != record.items {
+            return None;
+        }
+        Some(Payload { kind, compression, body: record.body, entries })
     }
 }
 
@@ -509,6 +599,52 @@ mod tests {
         assert_eq!((c.items(), d.items()), (1, 1));
         let single = c.split().unwrap_err();
         assert_eq!(raw_items(&single), ["0000"]);
+    }
+
+    #[test]
+    fn a_payload_survives_the_spool_record_and_bad_records_are_refused() {
+        let mut items = Items::default();
+        items.push(NOW, Some(Carried::named("requests", 3.0)), |out| {
+            out.extend_from_slice(br#""1""#)
+        });
+        items.push(NOW + 10, None, |out| out.extend_from_slice(br#""2""#));
+        items.push(NOW + 20, Some(Carried::named("depth", 1.0)), |out| {
+            out.extend_from_slice(br#""3""#)
+        });
+        for kind in [Kind::Series, Kind::Distribution] {
+            for compression in [Compression::Deflate, Compression::Gzip, Compression::None] {
+                let payload = pack(kind, compression, &items, 0..3);
+                let record = payload.to_record();
+                assert_eq!(record.items, 3);
+                assert_eq!(format!("{:?}", record.points), "[requests=3, depth=1]");
+                let back = Payload::from_record(record).unwrap();
+                assert_eq!((back.kind, back.compression), (kind, compression));
+                assert_eq!(back.body, payload.body);
+                assert_eq!(raw_items(&back), ["1", "2", "3"]);
+                let entries: Vec<_> =
+                    back.entries.iter().map(|e| (e.start, e.end, e.timestamp)).collect();
+                let expected: Vec<_> =
+                    payload.entries.iter().map(|e| (e.start, e.end, e.timestamp)).collect();
+                assert_eq!(entries, expected);
+                assert_eq!(format!("{:?}", back.entries[1].carried), "None");
+            }
+        }
+        let good = pack(Kind::Series, Compression::Deflate, &items, 0..3).to_record();
+        let mut bad = good.clone();
+        bad.kind = 9;
+        assert!(Payload::from_record(bad).is_none());
+        let mut bad = good.clone();
+        bad.compression = 9;
+        assert!(Payload::from_record(bad).is_none());
+        let mut bad = good.clone();
+        bad.points.pop();
+        assert!(Payload::from_record(bad).is_none(), "a point index past the manifest");
+        let mut bad = good.clone();
+        bad.meta.pop();
+        assert!(Payload::from_record(bad).is_none());
+        let mut bad = good;
+        bad.items = 2;
+        assert!(Payload::from_record(bad).is_none());
     }
 
     #[test]

@@ -18,6 +18,12 @@
 //! * Flush waits until every payload queued before it was sent, dropped or parked, at most
 //!   until its deadline, and reports the payloads still waiting. Shutdown does the same, then
 //!   drops (and counts) what is still buffered; a stuck thread is never joined past the deadline.
+//! * With a [spool](crate::sink::spool), payloads evicted from the retry buffer and those still
+//!   buffered at shutdown are written to disk instead of dropped. Spooled payloads are older
+//!   than buffered ones: they are tried first, when the buffer is (after a request succeeded,
+//!   at the next export, at every flush), and when the thread starts. A spool file is deleted
+//!   once its payload was accepted or finally refused; a payload read back that lost stale items
+//!   or was split leaves the spool for the retry buffer, so that nothing is counted twice.
 
 use crate::sink::tls::ExtraRoots;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,10 +35,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::api_key::ApiKey;
 use super::breaker::Breaker;
-use super::buffer::RetryBuffer;
+use super::buffer::{Evicted, RetryBuffer};
 use super::losses::{Loss, Losses};
 use super::payload::{Kind, Payload};
 use super::retry::{self, Jitter, Verdict};
+use crate::sink::spool::{self, Discard, Spool, SpoolOptions};
 
 /// The least time left before a deadline worth starting a request in.
 const MIN_REQUEST: Duration = Duration::from_millis(50);
@@ -51,6 +58,7 @@ pub(crate) struct TransportOptions {
     pub(crate) queue: usize,
     pub(crate) max_retries: u32,
     pub(crate) retry_buffer_bytes: usize,
+    pub(crate) spool: Option<SpoolOptions>,
     pub(crate) debug: bool,
 }
 
@@ -59,8 +67,8 @@ pub(crate) struct TransportOptions {
 pub(crate) enum FlushError {
     /// The deadline passed first.
     Timeout,
-    /// The sender is idle, but this many payloads wait in the retry buffer (for a shutdown:
-    /// were dropped).
+    /// The sender is idle, but this many payloads wait in the retry buffer or the spool (for a
+    /// shutdown: were dropped).
     Pending(usize),
 }
 
@@ -111,9 +119,16 @@ impl Transport {
             woken,
             jitter: Jitter::new(),
             reported: Vec::new(),
+            spool: None,
         };
         let thread = std::thread::Builder::new().name("tally-datadog".into()).spawn(move || {
             crate::layer::local::suppress_this_thread();
+            // On this thread: opening the spool reads the disk.
+            if let Some(options) = worker.options.spool.clone() {
+                let book = book(worker.losses.clone());
+                worker.spool =
+                    Some(Spool::open(&options, spool::Owner::Datadog, book, worker.options.debug));
+            }
             worker.run(&inbox, &retry_requests);
         })?;
         Ok(Transport { queue, retries, wake, thread: Some(thread), losses, deadline, epoch })
@@ -190,6 +205,23 @@ fn agent(options: &TransportOptions) -> ureq::Agent {
         .into()
 }
 
+/// Books what the spool deletes unsent.
+fn book(losses: Losses) -> spool::Book {
+    Box::new(move |discard, record| {
+        let loss = match discard {
+            Discard::Full => Loss::SpoolFull,
+            Discard::Expired => Loss::SpoolExpired,
+            Discard::Corrupt => Loss::SpoolCorrupt,
+        };
+        match record {
+            Some(record) if discard != Discard::Corrupt => {
+                losses.record_items(loss, record.items, &record.points);
+            }
+            _ => losses.record(Loss::SpoolCorrupt, 1),
+        }
+    })
+}
+
 /// What became of one payload.
 enum Outcome {
     /// Delivered or given up (and counted).
@@ -217,10 +249,16 @@ struct Worker {
     jitter: Jitter,
     /// Statuses already logged (0 for transport errors) since the last accepted request.
     reported: Vec<u16>,
+    /// Payloads kept on disk, older than those in `buffer`.
+    spool: Option<Spool>,
 }
 
 impl Worker {
     fn run(&mut self, inbox: &Receiver<Task>, retries: &Receiver<()>) {
+        // What a previous run left.
+        if self.spooled() > 0 {
+            self.drain();
+        }
         loop {
             let task = crossbeam_channel::select! {
                 recv(inbox) -> task => task,
@@ -242,29 +280,60 @@ impl Worker {
                 Task::Send(payload) => self.submit(payload),
                 Task::Flush(ack) => {
                     self.drain();
-                    let _ = ack.send(self.buffer.len());
+                    let _ = ack.send(self.buffer.len() + self.spooled());
                 }
                 Task::Shutdown(ack) => {
                     self.drain();
                     let left = self.buffer.len();
+                    let mut lost = 0;
+                    while let Some(payload) = self.buffer.pop_front() {
+                        lost += usize::from(!self.spill(payload, Loss::Shutdown));
+                    }
                     if left > 0 {
                         self.log(format_args!(
-                            "{left} payloads still waiting for a retry at shutdown, dropped"
+                            "{left} payloads still waiting for a retry at shutdown: {} spooled, \
+                             {lost} dropped",
+                            left - lost
                         ));
                     }
-                    self.buffer.clear(Loss::Shutdown, &self.losses);
-                    let _ = ack.send(left);
+                    let _ = ack.send(lost);
                     return;
                 }
             }
         }
-        // The sink was dropped without a shutdown: what is left is lost.
-        for task in inbox.try_iter() {
-            if let Task::Send(payload) = task {
-                payload.lose(Loss::Shutdown, &self.losses);
+        // The sink was dropped without a shutdown: what is left is spooled, or lost.
+        let mut left: Vec<Payload> = std::iter::from_fn(|| self.buffer.pop_front()).collect();
+        left.extend(inbox.try_iter().filter_map(|task| match task {
+            Task::Send(payload) => Some(payload),
+            _ => None,
+        }));
+        for payload in left {
+            self.spill(payload, Loss::Shutdown);
+        }
+    }
+
+    /// Payloads waiting in the spool.
+    fn spooled(&self) -> usize {
+        self.spool.as_ref().map_or(0, Spool::len)
+    }
+
+    /// Writes `payload` to the spool; without one, or when it cannot be written, counts it as
+    /// lost to `loss`. Whether it was spooled.
+    fn spill(&mut self, payload: Payload, loss: Loss) -> bool {
+        if let Some(spool) = &mut self.spool {
+            if spool.write(&payload.to_record()).is_ok() {
+                return true;
             }
         }
-        self.buffer.clear(Loss::Shutdown, &self.losses);
+        payload.lose(loss, &self.losses);
+        false
+    }
+
+    /// Spools (or counts as `buffer_full`) what the retry buffer evicted.
+    fn overflow(&mut self, evicted: Evicted) {
+        for payload in evicted {
+            self.spill(payload, Loss::BufferFull);
+        }
     }
 
     fn log(&self, message: std::fmt::Arguments<'_>) {
@@ -281,17 +350,27 @@ impl Worker {
     /// A new payload: send it, or queue it behind the parked ones.
     fn submit(&mut self, payload: Payload) {
         if self.parked || self.paused(Instant::now()) {
-            self.buffer.push_back(payload, &self.losses);
+            let evicted = self.buffer.push_back(payload);
+            self.overflow(evicted);
             return;
         }
-        for parked in self.deliver(payload) {
-            self.buffer.push_back(parked, &self.losses);
+        let parked = self.deliver(payload);
+        if parked.is_empty() && self.spooled() > 0 {
+            // The intake is back: send what waits on disk.
+            self.drain();
+        }
+        for parked in parked {
+            let evicted = self.buffer.push_back(parked);
+            self.overflow(evicted);
         }
     }
 
-    /// Tries the retry buffer, oldest first, until a payload still cannot go.
+    /// Tries the spool, then the retry buffer, oldest first, until a payload still cannot go.
     fn drain(&mut self) {
         self.parked = false;
+        if !self.drain_spool() {
+            return;
+        }
         while !self.buffer.is_empty() {
             if self.paused(Instant::now()) || self.request_timeout().is_none() {
                 return;
@@ -299,10 +378,52 @@ impl Worker {
             let Some(payload) = self.buffer.pop_front() else { return };
             let parked = self.deliver(payload);
             if !parked.is_empty() {
-                for payload in parked.into_iter().rev() {
-                    self.buffer.push_front(payload, &self.losses);
-                }
+                self.unpark(parked);
                 return;
+            }
+        }
+    }
+
+    /// Puts payloads that still cannot go back at the front of the retry buffer, in order.
+    fn unpark(&mut self, parked: Vec<Payload>) {
+        for payload in parked.into_iter().rev() {
+            let evicted = self.buffer.push_front(payload);
+            self.overflow(evicted);
+        }
+    }
+
+    /// Tries the spool, oldest first; `false` when a payload still cannot go.
+    fn drain_spool(&mut self) -> bool {
+        loop {
+            if self.paused(Instant::now()) || self.request_timeout().is_none() {
+                return self.spooled() == 0;
+            }
+            let Some(spool) = self.spool.as_mut() else { return true };
+            let Some((ticket, record)) = spool.front() else { return true };
+            let Some(payload) = Payload::from_record(record) else {
+                spool.discard(&ticket);
+                continue;
+            };
+            let items = payload.items();
+            let parked = self.deliver(payload);
+            match parked.as_slice() {
+                [] => {
+                    // Accepted, or refused and counted.
+                    if let Some(spool) = self.spool.as_mut() {
+                        spool.remove(&ticket);
+                    }
+                }
+                // Unchanged: it stays on disk for the next try.
+                [same] if same.items() == items => return false,
+                _ => {
+                    // Part of it was settled (stale items dropped, a half sent): the rest
+                    // leaves the spool, so that the settled part is not counted again.
+                    if let Some(spool) = self.spool.as_mut() {
+                        spool.remove(&ticket);
+                    }
+                    self.unpark(parked);
+                    return false;
+                }
             }
         }
     }

@@ -19,6 +19,13 @@
 //! answers with exponential backoff while a pending flush's deadline allows. A request whose
 //! answer times out is not retried (Sentry may have it already). Every item dropped is counted in
 //! a client report with Sentry's reason, except those answered 429 (Sentry counts those itself).
+//!
+//! With [`SentryOptions::spool`], an envelope that still fails with a connection failure or a
+//! 5xx after its retries is kept in a [durable spool](crate::sink::SpoolOptions) on disk
+//! instead of being dropped, like the offline cache of Sentry's mobile SDKs, and sent, oldest
+//! first, once an envelope is accepted again, at the next flush, or when the next process
+//! starts. 429s and refusals are not spooled; what the spool deletes unsent is reported as
+//! `cache_overflow`.
 
 mod client_report;
 mod common;
@@ -46,6 +53,7 @@ pub use self::dsn::{Dsn, DsnError};
 use self::metrics::MetricOptions;
 use self::ratelimit::Category;
 use self::transport::{Accounts, Item, ItemBody, Outgoing, Transport, TransportOptions};
+use super::spool::SpoolOptions;
 use super::tls::ExtraRoots;
 use super::Sink;
 use crate::batch::{Batch, ErrorEvent, Transaction};
@@ -94,6 +102,7 @@ pub struct SentryOptions {
     max_retries: u32,
     compress_min: usize,
     client_reports: bool,
+    spool: Option<SpoolOptions>,
 }
 
 impl fmt::Debug for SentryOptions {
@@ -107,6 +116,7 @@ impl fmt::Debug for SentryOptions {
             .field("timeout", &self.timeout)
             .field("queue", &self.queue)
             .field("roots", &self.roots)
+            .field("spool", &self.spool)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +149,7 @@ impl SentryOptions {
             max_retries: 3,
             compress_min: 1024,
             client_reports: true,
+            spool: None,
         }
     }
 
@@ -268,6 +279,26 @@ impl SentryOptions {
         self
     }
 
+    /// Keeps envelopes on disk while Sentry cannot be reached, instead of dropping them: an
+    /// envelope that still fails with a connection failure or a 5xx answer after its retries
+    /// is written to the spool (under `<dir>/sentry/`) and sent, oldest first, once an envelope
+    /// is accepted again, at the next flush, or when the next process starts with the same
+    /// directory, like the offline cache of Sentry's mobile SDKs. Rate-limited (429) and
+    /// refused envelopes are not spooled. What the spool deletes unsent is reported as
+    /// `cache_overflow`. Off by default. See [`SpoolOptions`] for the caps and the file format.
+    ///
+    /// ```
+    /// use tracing_tally::sink::{SentryOptions, SpoolOptions};
+    ///
+    /// let options = SentryOptions::new("https://public@o1.ingest.sentry.io/42")?
+    ///     .spool(SpoolOptions::new(std::env::temp_dir().join("my-app-spool")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spool(mut self, spool: SpoolOptions) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
     /// Entries the Sentry project adds to the dynamic sampling context.
     pub(crate) fn dsc_extras(&self) -> Vec<(String, String)> {
         let mut extras = vec![("public_key".to_owned(), self.dsn.public_key().to_owned())];
@@ -305,6 +336,7 @@ impl SentrySink {
             max_retries: options.max_retries,
             compress_min: options.compress_min,
             client_reports: options.client_reports,
+            spool: options.spool.clone(),
             debug: shared.config.debug,
         };
         let accounts = Accounts::new(reports.clone(), Some(shared.clone()));

@@ -14,6 +14,13 @@
 //! * Bodies over `compress_min` bytes are gzipped.
 //! * Flush and shutdown wait at most until their deadline; a stuck sender thread is left to
 //!   finish on its own, never joined past the deadline.
+//! * With a [spool](crate::sink::spool), an envelope that still fails with a connection failure
+//!   or a 5xx after its retries is written to disk instead of dropped, as Sentry's mobile SDKs
+//!   keep envelopes in their offline cache; a 429 and other refusals are not spooled. Spooled
+//!   envelopes are sent, oldest first, after the next envelope is accepted, at every flush,
+//!   and when the thread starts; an envelope read back is sent with its original items (minus
+//!   rate-limited ones) and a new `sent_at`. What the spool deletes unsent is reported as
+//!   `cache_overflow`.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +36,7 @@ use super::envelope::EnvelopeWriter;
 use super::ratelimit::{Category, RateLimits};
 use super::time::rfc3339;
 use crate::pipeline::Shared;
+use crate::sink::spool::{self, Discard, Record, Spool, SpoolOptions, Ticket};
 use crate::sink::tls::ExtraRoots;
 use crate::stats::{Carried, DropReason};
 
@@ -45,10 +53,12 @@ pub(crate) struct TransportOptions {
     pub(crate) max_retries: u32,
     pub(crate) compress_min: usize,
     pub(crate) client_reports: bool,
+    pub(crate) spool: Option<SpoolOptions>,
     pub(crate) debug: bool,
 }
 
-/// What an item is, on the wire.
+/// What an item is, on the wire. (Item and content types read back from the spool must be in
+/// [`WIRE_NAMES`].)
 #[derive(Debug)]
 pub(crate) enum ItemBody {
     Plain {
@@ -111,6 +121,15 @@ impl Accounts {
     /// Books `item` as lost: reported to Sentry for `reason` when there is one (Relay counts
     /// what it refused with a 429 itself), counted in the pipeline's statistics either way.
     fn lose(&self, item: &Item, reason: Option<DiscardReason>) {
+        let dropped = match reason {
+            Some(DiscardReason::QueueOverflow) => DropReason::SinkQueueFull,
+            _ => DropReason::SinkError,
+        };
+        self.book(item, reason, dropped);
+    }
+
+    /// Books `item` as lost: reported to Sentry for `reason`, counted as `dropped`.
+    fn book(&self, item: &Item, reason: Option<DiscardReason>, dropped: DropReason) {
         if let Some(reason) = reason {
             self.reports.record(reason, item.category, item.quantity);
             if let Some((category, quantity)) = item.also {
@@ -118,10 +137,6 @@ impl Accounts {
             }
         }
         if let Some(shared) = &self.pipeline {
-            let dropped = match reason {
-                Some(DiscardReason::QueueOverflow) => DropReason::SinkQueueFull,
-                _ => DropReason::SinkError,
-            };
             shared.counters.dropped(dropped, item.records());
             if let Some(carried) = &item.carried {
                 shared.counters.metric_losses.lose("sentry", carried);
@@ -134,6 +149,151 @@ impl Accounts {
             self.lose(item, reason);
         }
     }
+
+    /// Books what the spool deletes unsent.
+    fn spool_book(self) -> spool::Book {
+        Box::new(move |discard, record| {
+            let dropped = match discard {
+                Discard::Full => DropReason::SpoolFull,
+                Discard::Expired => DropReason::SpoolExpired,
+                Discard::Corrupt => DropReason::SpoolCorrupt,
+            };
+            let outgoing = record.filter(|_| discard != Discard::Corrupt).and_then(from_record);
+            match outgoing {
+                Some(outgoing) => {
+                    for item in &outgoing.items {
+                        self.book(item, Some(DiscardReason::CacheOverflow), dropped);
+                    }
+                }
+                None => {
+                    if let Some(shared) = &self.pipeline {
+                        shared.counters.dropped(DropReason::SpoolCorrupt, 1);
+                    }
+                }
+            }
+        })
+    }
+}
+
+// === spooling ===
+
+/// Every item and content type the sink sends, for envelopes read back from the spool.
+const WIRE_NAMES: [&str; 7] = [
+    "event",
+    "transaction",
+    "session",
+    "sessions",
+    "statsd",
+    "trace_metric",
+    "application/vnd.sentry.items.trace-metric+json",
+];
+
+fn wire_name(name: &str) -> Option<&'static str> {
+    WIRE_NAMES.into_iter().find(|known| *known == name)
+}
+
+/// An envelope as a spool record. The metadata holds the envelope header (JSON), then per item
+/// its category, quantity, further category, range of metric points in the manifest, type and
+/// payload length; the body holds the payloads back to back.
+fn to_record(outgoing: &Outgoing) -> Record {
+    let mut meta = Vec::new();
+    let mut points = Vec::new();
+    let mut body = Vec::new();
+    let header = serde_json::to_vec(&outgoing.header).unwrap_or_else(|_| b"{}".to_vec());
+    spool::put_bytes(&mut meta, &header);
+    spool::put_u32(&mut meta, outgoing.items.len());
+    for item in &outgoing.items {
+        spool::put_bytes(&mut meta, item.category.as_str().as_bytes());
+        meta.extend_from_slice(&item.quantity.to_le_bytes());
+        match item.also {
+            Some((category, quantity)) => {
+                meta.push(1);
+                spool::put_bytes(&mut meta, category.as_str().as_bytes());
+                meta.extend_from_slice(&quantity.to_le_bytes());
+            }
+            None => meta.push(0),
+        }
+        match &item.carried {
+            Some(carried) => {
+                meta.push(1);
+                spool::put_u32(&mut meta, points.len());
+                spool::put_u32(&mut meta, carried.len());
+                points.extend(carried.iter().cloned());
+            }
+            None => meta.push(0),
+        }
+        let payload = match &item.body {
+            ItemBody::Plain { item_type, payload } => {
+                meta.push(0);
+                spool::put_bytes(&mut meta, item_type.as_bytes());
+                payload
+            }
+            ItemBody::Container { item_type, content_type, count, payload } => {
+                meta.push(1);
+                spool::put_bytes(&mut meta, item_type.as_bytes());
+                spool::put_bytes(&mut meta, content_type.as_bytes());
+                spool::put_u32(&mut meta, *count);
+                payload
+            }
+        };
+        spool::put_u32(&mut meta, payload.len());
+        body.extend_from_slice(payload);
+    }
+    let items = outgoing.items.iter().map(Item::records).sum();
+    Record { kind: 0, compression: 0, items, meta, points, body }
+}
+
+/// The envelope a spool record holds; `None` when the record does not make sense.
+fn from_record(record: &Record) -> Option<Outgoing> {
+    if record.kind != 0 || record.compression != 0 {
+        return None;
+    }
+    let mut meta = spool::Reader::new(&record.meta);
+    let mut body = spool::Reader::new(&record.body);
+    let header = match serde_json::from_slice::<Value>(meta.bytes()?).ok()? {
+        Value::Object(header) => header,
+        _ => return None,
+    };
+    let category = |meta: &mut spool::Reader<'_>| Category::from_name(meta.str()?);
+    let count = meta.u32()?;
+    let mut items = Vec::with_capacity(count.min(record.meta.len()));
+    for _ in 0..count {
+        let item_category = category(&mut meta)?;
+        let quantity = meta.u64()?;
+        let also = match meta.u8()? {
+            0 => None,
+            1 => Some((category(&mut meta)?, meta.u64()?)),
+            _ => return None,
+        };
+        let carried = match meta.u8()? {
+            0 => None,
+            1 => {
+                let start = meta.u32()?;
+                let len = meta.u32()?;
+                Some(record.points.get(start..start.checked_add(len)?)?.to_vec())
+            }
+            _ => return None,
+        };
+        let tag = meta.u8()?;
+        let item_type = wire_name(meta.str()?)?;
+        let container = match tag {
+            0 => None,
+            1 => Some((wire_name(meta.str()?)?, meta.u32()?)),
+            _ => return None,
+        };
+        let payload = body.take(meta.u32()?)?.to_vec();
+        let body = match container {
+            None => ItemBody::Plain { item_type, payload },
+            Some((content_type, count)) => {
+                ItemBody::Container { item_type, content_type, count, payload }
+            }
+        };
+        items.push(Item { category: item_category, quantity, also, carried, body });
+    }
+    if !meta.rest().is_empty() || !body.rest().is_empty() {
+        return None;
+    }
+    Some(Outgoing { header, items })
 }
 
 enum Task {
@@ -176,9 +336,16 @@ impl Transport {
             deadline: deadline.clone(),
             epoch,
             jitter: super::time::Ids::new(),
+            spool: None,
         };
         let thread = std::thread::Builder::new().name("tally-sentry".into()).spawn(move || {
             crate::layer::local::suppress_this_thread();
+            // On this thread: opening the spool reads the disk.
+            if let Some(options) = worker.options.spool.clone() {
+                let book = worker.accounts.clone().spool_book();
+                let debug = worker.options.debug;
+                worker.spool = Some(Spool::open(&options, spool::Owner::Sentry, book, debug));
+            }
             worker.run(&inbox);
         })?;
         Ok(Transport { queue, thread: Some(thread), accounts, deadline, epoch })
@@ -238,6 +405,16 @@ fn agent(options: &TransportOptions) -> ureq::Agent {
         .into()
 }
 
+/// What became of an envelope.
+enum Sent {
+    /// Accepted (2xx).
+    Delivered,
+    /// Refused, or dropped before sending: counted.
+    Settled,
+    /// Still failing after its retries (connection failures, 5xx): not counted yet.
+    Failed(Outgoing, DiscardReason),
+}
+
 /// Why a send did not succeed.
 enum Failure {
     /// Retry may help (5xx, connection failures).
@@ -256,14 +433,19 @@ struct Worker {
     deadline: Arc<AtomicU64>,
     epoch: Instant,
     jitter: super::time::Ids,
+    /// Envelopes kept on disk.
+    spool: Option<Spool>,
 }
 
 impl Worker {
     fn run(&mut self, inbox: &Receiver<Task>) {
+        // What a previous run left.
+        self.drain_spool();
         for task in inbox {
             match task {
-                Task::Send(outgoing) => self.deliver(outgoing),
+                Task::Send(outgoing) => self.send(outgoing),
                 Task::Flush(ack) => {
+                    self.drain_spool();
                     self.send_reports();
                     let _ = ack.send(());
                 }
@@ -282,8 +464,60 @@ impl Worker {
         }
     }
 
+    /// Sends a new envelope; spools it (or drops it) when it still fails after its retries,
+    /// and sends what waits in the spool once an envelope was accepted.
+    fn send(&mut self, outgoing: Outgoing) {
+        match self.deliver(outgoing) {
+            Sent::Delivered => self.drain_spool(),
+            Sent::Settled => {}
+            Sent::Failed(outgoing, reason) => self.spill(&outgoing, reason),
+        }
+    }
+
+    /// Writes `outgoing` to the spool; without one, or when it cannot be written, drops it for
+    /// `reason`.
+    fn spill(&mut self, outgoing: &Outgoing, reason: DiscardReason) {
+        if let Some(spool) = &mut self.spool {
+            if spool.write(&to_record(outgoing)).is_ok() {
+                return;
+            }
+        }
+        self.accounts.lose_all(outgoing, Some(reason));
+    }
+
+    /// Sends the spooled envelopes, oldest first, until one still fails or a pending flush's
+    /// deadline is near.
+    fn drain_spool(&mut self) {
+        while self.fits_deadline(Duration::ZERO) {
+            let Some(spool) = self.spool.as_mut() else { return };
+            let Some((ticket, record)) = spool.front() else { return };
+            let Some(outgoing) = from_record(&record) else {
+                spool.discard(&ticket);
+                continue;
+            };
+            let items = outgoing.items.len();
+            match self.deliver(outgoing) {
+                Sent::Delivered | Sent::Settled => self.unspool(&ticket),
+                Sent::Failed(outgoing, reason) => {
+                    if outgoing.items.len() != items {
+                        // Rate-limited items were dropped (and counted): spool what is left.
+                        self.unspool(&ticket);
+                        self.spill(&outgoing, reason);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn unspool(&mut self, ticket: &Ticket) {
+        if let Some(spool) = self.spool.as_mut() {
+            spool.remove(ticket);
+        }
+    }
+
     /// Sends an envelope, retrying what can be retried.
-    fn deliver(&mut self, mut outgoing: Outgoing) {
+    fn deliver(&mut self, mut outgoing: Outgoing) -> Sent {
         let mut attempt = 0u32;
         loop {
             // Drop what the server asked us not to send.
@@ -297,20 +531,19 @@ impl Worker {
             }
             outgoing.items = kept;
             if outgoing.items.is_empty() {
-                return;
+                return Sent::Settled;
             }
             match self.post(&outgoing) {
-                Ok(()) => return,
+                Ok(()) => return Sent::Delivered,
                 Err(Failure::Final(reason)) => {
                     self.accounts.lose_all(&outgoing, reason);
-                    return;
+                    return Sent::Settled;
                 }
                 Err(Failure::Retryable(reason)) => {
                     attempt += 1;
                     let backoff = self.backoff(attempt);
                     if attempt > self.options.max_retries || !self.fits_deadline(backoff) {
-                        self.accounts.lose_all(&outgoing, Some(reason));
-                        return;
+                        return Sent::Failed(outgoing, reason);
                     }
                     std::thread::sleep(backoff);
                 }

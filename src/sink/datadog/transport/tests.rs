@@ -20,6 +20,7 @@ fn options(server: &Server) -> TransportOptions {
         queue: 16,
         max_retries: 3,
         retry_buffer_bytes: 1 << 20,
+        spool: None,
         debug: false,
     }
 }
