@@ -20,17 +20,17 @@
 //! answer times out is not retried (Sentry may have it already). Every item dropped is counted in
 //! a client report with Sentry's reason, except those answered 429 (Sentry counts those itself).
 
-mod client_report;
-mod common;
+pub(crate) mod client_report;
+pub(crate) mod common;
 mod dsn;
-mod envelope;
-mod event;
-mod metrics;
+pub(crate) mod envelope;
+pub(crate) mod event;
+pub(crate) mod metrics;
 mod ratelimit;
-mod scrub;
+pub(crate) mod scrub;
 mod session;
 mod stacktrace;
-mod time;
+pub(crate) mod time;
 mod transaction;
 mod transport;
 
@@ -431,14 +431,18 @@ impl SentrySink {
             return;
         }
         if self.options.legacy_statsd {
-            let payload = metrics::statsd(
+            let (payload, invalid) = metrics::statsd(
                 batch.global_tags(),
                 &records,
                 self.options.max_distribution_values,
             );
+            self.reports.record(DiscardReason::Invalid, Category::Default, invalid);
+            if payload.is_empty() {
+                return;
+            }
             let item = Item {
                 category: Category::Default,
-                quantity: records.len() as u64,
+                quantity: records.len() as u64 - invalid,
                 also: None,
                 body: ItemBody::Plain { item_type: "statsd", payload },
             };
@@ -454,6 +458,7 @@ impl SentrySink {
                 encoded.overflow,
             );
         }
+        self.reports.record(DiscardReason::Invalid, Category::TraceMetric, encoded.invalid);
         for (payload, count) in encoded.containers {
             let item = Item {
                 category: Category::TraceMetric,
