@@ -153,7 +153,7 @@ const PREFIXES: [(&str, MetricKind, bool); 7] = [
 ];
 
 /// Classifies a field name (done once per callsite).
-pub(crate) fn parse(field: &'static str) -> FieldName {
+pub(crate) fn parse(field: &str) -> FieldName {
     match field {
         MESSAGE => return FieldName::Message,
         ERROR => return FieldName::Error,

@@ -118,6 +118,9 @@ pub mod env;
 mod error;
 pub mod fields;
 mod flush;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod implementation;
 mod init;
 mod layer;

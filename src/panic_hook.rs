@@ -28,7 +28,7 @@ impl Callsite for PanicCallsite {
 
 static PANIC_CALLSITE: PanicCallsite = PanicCallsite;
 
-static PANIC_METADATA: Metadata<'static> = Metadata::new(
+pub(crate) static PANIC_METADATA: Metadata<'static> = Metadata::new(
     "panic",
     "panic",
     Level::ERROR,

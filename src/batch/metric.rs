@@ -210,7 +210,11 @@ impl DistributionValue {
 
     /// The value a bucket stands for: its midpoint, kept inside the interval's extremes.
     fn representative(&self, lower: f64, upper: f64) -> f64 {
-        let mid = lower + (upper - lower) / 2.0;
+        let mut mid = lower + (upper - lower) / 2.0;
+        if !mid.is_finite() {
+            // The outermost buckets reach infinity (`-inf + inf` is NaN): their finite bound.
+            mid = if lower.is_finite() { lower } else { upper };
+        }
         if self.min <= self.max {
             mid.clamp(self.min, self.max)
         } else {
@@ -308,5 +312,20 @@ mod tests {
             }
         }
         assert!(distribution(&[]).weighted_values().is_empty());
+    }
+
+    #[test]
+    fn values_in_the_outermost_buckets_stay_finite() {
+        // Found by fuzzing: the midpoint of the bucket of -f64::MAX was NaN, which StatsD got as
+        // `NaN` and plain StatsD dropped without a count.
+        for value in [f64::MAX, -f64::MAX, f64::MIN_POSITIVE, -5e-324] {
+            let d = distribution(&[value, value, value, 1.0]);
+            let pairs = d.weighted_values();
+            assert!(pairs.iter().all(|(v, _)| v.is_finite()), "{value}: {pairs:?}");
+            assert_eq!(pairs.iter().map(|(_, n)| n).sum::<u64>(), 4);
+            let (sample, left_out) = d.sample(10);
+            assert!(sample.iter().all(|v| v.is_finite()) && sample.len() == 4, "{sample:?}");
+            assert_eq!(left_out, 0);
+        }
     }
 }

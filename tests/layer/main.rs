@@ -15,6 +15,7 @@ mod flushing;
 mod intervals;
 mod jsonl;
 mod limits;
+mod misbehaving;
 mod properties;
 mod scrubbing;
 mod spans;

@@ -46,6 +46,8 @@ pub(crate) struct Encoded {
     pub(crate) containers: Vec<Container>,
     /// Distribution values left out (`buffer_overflow`).
     pub(crate) overflow: u64,
+    /// Values that are not finite numbers (a sum that overflowed), left out (`invalid`).
+    pub(crate) invalid: u64,
     /// Records not sent because their value was not a finite number (a counter whose sum
     /// overflowed, for example).
     pub(crate) non_finite: Vec<Carried>,
@@ -107,6 +109,7 @@ pub(crate) fn trace_metrics(
         let mut carried = Some(Carried::of(record));
         let mut push = |kind: &str, value: f64| {
             if !value.is_finite() {
+                encoded.invalid += 1;
                 return;
             }
             let mut item = json!({
@@ -166,13 +169,15 @@ pub(crate) fn trace_metrics(
 }
 
 /// Legacy `statsd` lines (for self-hosted Sentry before Application Metrics), with the
-/// normalization rules of the old SDK aggregators.
+/// normalization rules of the old SDK aggregators, and the number of records left out for a
+/// value that is not a finite number (a sum that overflowed).
 pub(crate) fn statsd(
     global: &[crate::batch::Tag],
     records: &[&MetricRecord],
     max_values: usize,
-) -> Vec<u8> {
+) -> (Vec<u8>, u64) {
     let mut out = String::new();
+    let mut invalid = 0;
     for record in records {
         let name = normalize(
             record.name(),
@@ -192,6 +197,7 @@ pub(crate) fn statsd(
             MetricValue::Distribution(d) => ("d", values(d, max_values).0),
         };
         if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
+            invalid += 1;
             continue;
         }
         let _ = write!(out, "{name}@{unit}");
@@ -218,7 +224,7 @@ pub(crate) fn statsd(
             record.timestamp().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let _ = writeln!(out, "|T{ts}");
     }
-    out.into_bytes()
+    (out.into_bytes(), invalid)
 }
 
 /// Keeps the characters `keep` accepts, replacing (or, with `'\0'`, removing) the others.
@@ -291,6 +297,27 @@ mod tests {
         sorted.sort_by(f64::total_cmp);
         let median = sorted[50];
         assert!((median - 5000.0).abs() / 5000.0 < 0.05, "{median}");
+    }
+
+    #[test]
+    fn values_that_are_not_finite_are_counted_not_sent() {
+        // Found by fuzzing: a counter whose float sum overflowed vanished without a count.
+        use crate::aggregate::series::{MetricDesc, SeriesEntry};
+        use crate::batch::{CounterValue, MetricKind};
+        use crate::scrub::Scrubber;
+        let metric = std::sync::Arc::new(MetricDesc::new("c", MetricKind::Counter, false, None));
+        let record = MetricRecord {
+            series: std::sync::Arc::new(SeriesEntry::new(0, metric, Default::default(), false, 0)),
+            start: std::time::UNIX_EPOCH,
+            interval: std::time::Duration::from_secs(10),
+            value: MetricValue::Counter(CounterValue { integer: 1, float: f64::INFINITY }),
+        };
+        let scrubber = Scrubber::new(false, Vec::new());
+        let common = Common::new(&[], &scrubber, 1);
+        let encoded = trace_metrics(&common, &[], &[&record], MetricOptions { max_values: 10 });
+        assert!(encoded.containers.is_empty());
+        assert_eq!(encoded.invalid, 1);
+        assert_eq!(statsd(&[], &[&record], 10), (Vec::new(), 1));
     }
 
     #[test]

@@ -27,16 +27,16 @@
 //! starts. 429s and refusals are not spooled; what the spool deletes unsent is reported as
 //! `cache_overflow`.
 
-mod client_report;
-mod common;
+pub(crate) mod client_report;
+pub(crate) mod common;
 mod dsn;
-mod envelope;
-mod event;
-mod metrics;
+pub(crate) mod envelope;
+pub(crate) mod event;
+pub(crate) mod metrics;
 mod ratelimit;
 mod session;
 mod stacktrace;
-mod time;
+pub(crate) mod time;
 mod transaction;
 mod transport;
 
@@ -487,14 +487,19 @@ impl SentrySink {
             return;
         }
         if self.options.legacy_statsd {
-            let payload = metrics::statsd(
+            let (payload, invalid) = metrics::statsd(
                 batch.global_tags(),
                 &records,
                 self.options.max_distribution_values,
             );
+            self.reports.record(DiscardReason::Invalid, Category::Default, invalid);
+            self.shared.counters.dropped(DropReason::SinkError, invalid);
+            if payload.is_empty() {
+                return;
+            }
             let mut item = Item::new(
                 Category::Default,
-                records.len() as u64,
+                records.len() as u64 - invalid,
                 ItemBody::Plain { item_type: "statsd", payload },
             );
             item.carried = Some(records.iter().map(|record| Carried::of(record)).collect());
@@ -510,6 +515,7 @@ impl SentrySink {
                 encoded.overflow,
             );
         }
+        self.reports.record(DiscardReason::Invalid, Category::TraceMetric, encoded.invalid);
         if !encoded.non_finite.is_empty() {
             self.shared.counters.dropped(DropReason::SinkError, encoded.non_finite.len() as u64);
             self.shared.counters.metric_losses.lose("sentry", &encoded.non_finite);

@@ -100,6 +100,8 @@ impl Encoding {
 
     /// Tags in the dialect: `(name suffix, message suffix)`.
     fn tags(&self, tags: &[(&str, &str)]) -> (String, String) {
+        // A tag needs a key (a `"tags."` field has none): `|#:value` or `;=value` is not one.
+        let tags: Vec<(&str, &str)> = tags.iter().copied().filter(|(k, _)| !k.is_empty()).collect();
         let style = match self.dialect {
             Dialect::DogStatsd => TagStyle::DogStatsd,
             Dialect::Plain(style) => style,
@@ -109,7 +111,7 @@ impl Encoding {
         match style {
             TagStyle::Drop => {}
             TagStyle::Graphite => {
-                for (key, value) in tags {
+                for (key, value) in &tags {
                     let clean = |t: &str| -> String {
                         t.chars().map(|c| if is_plain_char(c) { c } else { '_' }).collect()
                     };
@@ -153,6 +155,12 @@ impl Encoding {
             MetricValue::Counter(counter) => {
                 let value = match counter.exact_integer().and_then(|i| i64::try_from(i).ok()) {
                     Some(integer) => integer.to_string(),
+                    // A float sum that overflowed has no StatsD spelling (`inf` reads as a
+                    // number to some servers): left out and counted.
+                    None if !counter.sum().is_finite() => {
+                        produced.dropped += 1;
+                        return produced;
+                    }
                     None => number(counter.sum()),
                 };
                 push(&format!("{name}:{value}|c{suffix}"));
@@ -249,8 +257,9 @@ impl Encoding {
         lines
     }
 
-    /// A DogStatsD event for a captured error: `_e{title bytes,text bytes}:title|text|…`.
-    pub(crate) fn event(&self, error: &ErrorEvent, tags: &[(&str, &str)]) -> String {
+    /// A DogStatsD event for a captured error: `_e{title bytes,text bytes}:title|text|…`, its
+    /// text cut to fit 8 KiB; `None` when the title and tags alone are over that.
+    pub(crate) fn event(&self, error: &ErrorEvent, tags: &[(&str, &str)]) -> Option<String> {
         let title = truncate_chars(&escape(&title(error)), MAX_TITLE_CHARS).to_owned();
         let (_, tag_suffix) = self.tags(tags);
         let key = aggregation_key(error);
@@ -262,11 +271,14 @@ impl Encoding {
         let meta = format!("|d:{date}|k:{key}|t:error{tag_suffix}");
         let overhead =
             format!("_e{{{},{}}}:", title.len(), 9999).len() + title.len() + 1 + meta.len();
+        if overhead > MAX_EVENT_BYTES {
+            return None;
+        }
         let text = escape(&text(error));
         let text = truncate_bytes(&text, MAX_EVENT_BYTES.saturating_sub(overhead));
         // An escape cut in half would leave a lone backslash.
         let text = text.strip_suffix('\\').unwrap_or(text);
-        format!("_e{{{},{}}}:{title}|{text}{meta}", title.len(), text.len())
+        Some(format!("_e{{{},{}}}:{title}|{text}{meta}", title.len(), text.len()))
     }
 }
 
@@ -474,6 +486,62 @@ mod tests {
         let mut origin = dogstatsd();
         origin.origin_suffix = "|c:ci-1".into();
         assert_eq!(origin.tags(&[]).1, "|c:ci-1");
+    }
+
+    #[test]
+    fn events_stay_within_8_kib_or_are_not_made() {
+        // Found by fuzzing: large tags made events of 12 KiB.
+        let error = ErrorEvent {
+            timestamp: std::time::UNIX_EPOCH,
+            metadata: &crate::panic_hook::PANIC_METADATA,
+            message: Some("failed".repeat(2000)),
+            fields: Vec::new(),
+            error_chain: vec!["cause\n".repeat(3000)],
+            error_types: Vec::new(),
+            spans: Vec::new(),
+            trace_id: None,
+            span_id: None,
+            breadcrumbs: Vec::new(),
+            tags: Default::default(),
+            fingerprint: None,
+            handled: true,
+            stacktrace: None,
+            thread: None,
+        };
+        let small = [("k", "v")];
+        let event = dogstatsd().event(&error, &small).unwrap();
+        assert!(event.len() <= MAX_EVENT_BYTES && event.len() > MAX_EVENT_BYTES - 64);
+        let value = "v".repeat(300);
+        let large: Vec<(&str, &str)> = (0..40).map(|_| ("key", value.as_str())).collect();
+        assert_eq!(dogstatsd().event(&error, &large), None);
+    }
+
+    #[test]
+    fn tags_without_a_key_are_left_out() {
+        // Found by fuzzing: a `"tags."` field made `|#:v` (or an empty tag `|#`).
+        let tags = [("", "v"), ("", ""), ("route", "/a")];
+        assert_eq!(dogstatsd().tags(&tags).1, "|#route:/a");
+        assert_eq!(dogstatsd().tags(&tags[..2]).1, "");
+        let graphite = Encoding { dialect: Dialect::Plain(TagStyle::Graphite), ..dogstatsd() };
+        assert_eq!(graphite.tags(&tags).0, ";route=_a");
+    }
+
+    #[test]
+    fn a_counter_sum_that_overflowed_is_counted_not_sent() {
+        // Found by fuzzing: two increments of 1e308 made `c:inf|c`.
+        use crate::aggregate::series::{MetricDesc, SeriesEntry};
+        use crate::batch::{CounterValue, MetricKind};
+        let metric = std::sync::Arc::new(MetricDesc::new("c", MetricKind::Counter, false, None));
+        let record = MetricRecord {
+            series: std::sync::Arc::new(SeriesEntry::new(0, metric, Default::default(), false, 0)),
+            start: std::time::UNIX_EPOCH,
+            interval: std::time::Duration::from_secs(10),
+            value: MetricValue::Counter(CounterValue { integer: 1, float: f64::INFINITY }),
+        };
+        let mut packer = Packer::new(1432);
+        let produced = dogstatsd().record(&record, &[], &mut packer);
+        assert_eq!((produced.messages, produced.dropped), (0, 1));
+        assert!(packer.finish().0.is_empty());
     }
 
     #[test]

@@ -30,9 +30,9 @@
 //! and in the client telemetry.
 
 mod address;
-mod encode;
+pub(crate) mod encode;
 mod origin;
-mod packet;
+pub(crate) mod packet;
 mod telemetry;
 mod transport;
 
@@ -398,7 +398,7 @@ impl StatsdSink {
 }
 
 /// Global tags then the record's own, a record's tag replacing a global one with its key.
-fn merge<'a>(
+pub(crate) fn merge<'a>(
     global: &'a [(String, String)],
     own: &'a [crate::batch::Tag],
 ) -> Vec<(&'a str, &'a str)> {
@@ -442,7 +442,12 @@ impl Sink for StatsdSink {
                     continue;
                 }
                 let tags = merge(&global, &error.tags);
-                packer.push(self.encoding.event(error, &tags).as_bytes());
+                let Some(event) = self.encoding.event(error, &tags) else {
+                    // Over the Agent's 8 KiB even without its text.
+                    self.shared.counters.dropped(DropReason::SinkError, 1);
+                    continue;
+                };
+                packer.push(event.as_bytes());
                 if let Some(telemetry) = &mut self.telemetry {
                     telemetry.event();
                 }
