@@ -36,6 +36,10 @@ bash scripts/statsd-setup.sh >/dev/null
 step "tests, all features"
 cargo test --all-features
 
+step "fuzz (each target briefly, over the committed corpus)"
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+bash scripts/fuzz.sh 20000
+
 step "tests, no features"
 cargo test --no-default-features
 
