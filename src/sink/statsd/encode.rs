@@ -205,7 +205,7 @@ impl Encoding {
                     pairs.retain(|(v, _)| *v >= 0.0);
                     produced.dropped += negative;
                     let repeat = distribution.count <= self.max_plain_values;
-                    plain_timer_values(&name, &pairs, repeat, max)
+                    plain_timer_values(&name, &pairs, repeat, &suffix, max)
                 };
                 for line in lines {
                     push(&line);
@@ -283,8 +283,15 @@ impl Encoding {
 }
 
 /// A plain-StatsD timer line: `name:v|ms:v|ms|@r…` (Etsy's several-values form), each value
-/// repeated as often as it was seen when `repeat`, else once with `@1/n`.
-fn plain_timer_values(name: &str, pairs: &[(f64, u64)], repeat: bool, max: usize) -> Vec<String> {
+/// repeated as often as it was seen when `repeat`, else once with `@1/n`. With a tag `suffix`
+/// (`|#k:v`, which belongs to a whole line), one value per line, each with the suffix.
+fn plain_timer_values(
+    name: &str,
+    pairs: &[(f64, u64)],
+    repeat: bool,
+    suffix: &str,
+    max: usize,
+) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
     for &(value, count) in pairs {
         let value = number(value);
@@ -293,6 +300,9 @@ fn plain_timer_values(name: &str, pairs: &[(f64, u64)], repeat: bool, max: usize
         } else {
             parts.push(format!("{value}|ms|@{}", number(1.0 / count as f64)));
         }
+    }
+    if !suffix.is_empty() {
+        return parts.iter().map(|part| format!("{name}:{part}{suffix}")).collect();
     }
     let mut lines = Vec::new();
     let mut line = String::new();
@@ -561,9 +571,14 @@ mod tests {
     #[test]
     fn plain_timers_repeat_values_or_use_rates() {
         let pairs = [(1.0, 1), (2.0, 2)];
-        assert_eq!(plain_timer_values("t", &pairs, true, 1432), ["t:1|ms:2|ms:2|ms"]);
-        assert_eq!(plain_timer_values("t", &pairs, false, 1432), ["t:1|ms:2|ms|@0.5"]);
-        let lines = plain_timer_values("t", &[(1.0, 10)], true, 12);
+        assert_eq!(plain_timer_values("t", &pairs, true, "", 1432), ["t:1|ms:2|ms:2|ms"]);
+        assert_eq!(plain_timer_values("t", &pairs, false, "", 1432), ["t:1|ms:2|ms|@0.5"]);
+        assert_eq!(
+            plain_timer_values("t", &pairs, false, "|#a:b", 1432),
+            ["t:1|ms|#a:b", "t:2|ms|@0.5|#a:b"],
+            "a tag suffix belongs to a whole line: one value per line"
+        );
+        let lines = plain_timer_values("t", &[(1.0, 10)], true, "", 12);
         assert_eq!(
             lines,
             ["t:1|ms:1|ms", "t:1|ms:1|ms", "t:1|ms:1|ms", "t:1|ms:1|ms", "t:1|ms:1|ms"]
