@@ -487,6 +487,8 @@ fn weighted_values(line: &str, dialect: crate::sink::statsd::encode::Dialect) ->
     let weight = |rate: Option<&str>| -> u64 {
         rate.map_or(1, |r| (1.0 / r.parse::<f64>().expect("rate")).round() as u64)
     };
+    // A tag suffix (`|#k:v,...`) belongs to the whole line and holds `:` of its own.
+    let line = line.split_once("|#").map_or(line, |(values, _)| values);
     let (_, values) = line.split_once(':').expect("name:values");
     if dialect == Dialect::DogStatsd {
         let mut parts = values.split('|');
