@@ -19,7 +19,8 @@
 //!
 //! Knobs (environment): `SOAK_SECS` (20), `SOAK_THREADS` (8), `SOAK_IDS` (1,000,000),
 //! `SOAK_FLUSH_MS` (1000; also the roll-up interval), `SOAK_PROFILES` (`default,tight`; also
-//! `wide`, which admits every id). No timing is asserted: the figures are printed.
+//! `full`, the default 50,000-series budget filled by two metrics, and `wide`, which admits
+//! every id). No timing is asserted: the figures are printed.
 
 // A benchmark binary: it prints its results, and a failed set-up is a failed run.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::expect_used, clippy::unwrap_used)]
@@ -61,6 +62,14 @@ const PROFILES: &[Profile] = &[
         max_series_per_metric: 500,
         idle_intervals: 1,
         sink_queue: 2,
+    },
+    // The default total budget filled: 25,000 series of each metric.
+    Profile {
+        name: "full",
+        max_series: tracing_tally::DEFAULT_MAX_SERIES,
+        max_series_per_metric: tracing_tally::DEFAULT_MAX_SERIES / 2,
+        idle_intervals: tracing_tally::DEFAULT_IDLE_INTERVALS,
+        sink_queue: tracing_tally::DEFAULT_SINK_QUEUE,
     },
     // Every id admitted: what the budget saves.
     Profile {
@@ -372,6 +381,10 @@ fn main() {
             format!("{:.1}", r["before_mib"].as_f64().unwrap_or(0.0))
         }),
         ("peak RSS, VmHWM (MiB)", &|r| format!("**{:.1}**", r["peak_mib"].as_f64().unwrap_or(0.0))),
+        ("peak growth per live series (bytes)", &|r| {
+            let growth = r["growth_mib"].as_f64().unwrap_or(0.0) * 1024.0 * 1024.0;
+            format!("{:.0}", growth / r["live"].as_f64().unwrap_or(1.0).max(1.0))
+        }),
         ("RSS at the end of the load (MiB)", &|r| {
             format!("{:.1}", r["last_rss_mib"].as_f64().unwrap_or(0.0))
         }),
