@@ -14,7 +14,8 @@
 //!   (closed); a Unix datagram socket that reads everything (healthy) or a socket path with no
 //!   listener (missing).
 //!
-//! After each case the pipeline's `Stats` (drops by reason, failed exports) go to stderr.
+//! After each case, the CPU time the pipeline's own threads used (flusher, sink and sender
+//! threads, from `/proc/self/task`) and its `Stats` (drops by reason) go to stderr.
 //!
 //! `cargo bench --all-features --bench faults`; results are summarized in BENCHMARKS.md.
 
@@ -30,7 +31,7 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 #[cfg(unix)]
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use tracing::{error, info, info_span, Dispatch};
@@ -240,11 +241,35 @@ fn cases(with_statsd: bool) -> Vec<(&'static str, Make)> {
     cases
 }
 
-fn report(name: &str, guard: &FlushGuard) {
+/// CPU time, in clock ticks, of this process's threads whose name starts with `tally` (the
+/// flusher, sink and sender threads), from `/proc/self/task/*/stat`; 0 without procfs.
+fn tally_cpu_ticks() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    let mut ticks = 0;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        // `pid (comm) state ...`: utime and stime are the 12th and 13th fields after `)`.
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        if !head.split_once('(').is_some_and(|(_, comm)| comm.starts_with("tally")) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        for index in [11, 12] {
+            ticks += fields.get(index).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    ticks
+}
+
+fn report(name: &str, guard: &FlushGuard, started: Instant) {
     let stats = guard.stats();
     let drops: Vec<String> = stats.drops().map(|(r, n)| format!("{r}={n}")).collect();
+    // Clock ticks are 10 ms on Linux (USER_HZ 100).
+    let cpu_ms = tally_cpu_ticks() * 10;
+    let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "faults: {name}: flushes {}, failed exports {}, drops [{}]",
+        "faults: {name}: background CPU {:.1}% of a core ({cpu_ms} ms in {elapsed:.1} s), flushes {}, failed exports {}, drops [{}]",
+        cpu_ms as f64 / 10.0 / elapsed,
         stats.flushes,
         stats.export_failures,
         drops.join(" ")
@@ -258,6 +283,7 @@ fn bench(
     in_span: bool,
     f: &dyn Fn(),
 ) {
+    let started = Instant::now();
     let (layer, guard) = make().build().expect("build");
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     // Let the sink meet its backend (and fail) before measuring.
@@ -273,7 +299,7 @@ fn bench(
             }
         })
     });
-    report(&format!("{}/{name}", group_name(in_span)), &guard);
+    report(&format!("{}/{name}", group_name(in_span)), &guard, started);
     drop(dispatch);
     drop(guard);
 }
