@@ -344,6 +344,10 @@ impl SentrySink {
             self.reports.record(DiscardReason::BeforeSend, Category::Error, 1);
             return;
         };
+        if self.transport.is_full() {
+            self.reports.record(DiscardReason::QueueOverflow, Category::Error, 1);
+            return;
+        }
         let (event_id, payload) = event::encode(common, &error, &mut self.ids);
         let item = Item {
             category: Category::Error,
@@ -378,6 +382,12 @@ impl SentrySink {
                 Category::Span,
                 u64::from(tx.dropped_spans),
             );
+        }
+        if self.transport.is_full() {
+            self.reports.record(DiscardReason::QueueOverflow, Category::Transaction, 1);
+            let spans = tx.spans.len() as u64 + 1;
+            self.reports.record(DiscardReason::QueueOverflow, Category::Span, spans);
+            return;
         }
         let (event_id, payload) = transaction::encode(common, &tx, &mut self.ids);
         let mut header = self.header(Some(&event_id));
