@@ -242,34 +242,43 @@ fn cases(with_statsd: bool) -> Vec<(&'static str, Make)> {
 }
 
 /// CPU time, in clock ticks, of this process's threads whose name starts with `tally` (the
-/// flusher, sink and sender threads), from `/proc/self/task/*/stat`; 0 without procfs.
-fn tally_cpu_ticks() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    let mut ticks = 0;
+/// flusher, sink and sender threads), by thread name, from `/proc/self/task/*/stat`; empty
+/// without procfs. Threads of earlier cases still finishing on their own are included.
+fn tally_cpu_ticks() -> Vec<(String, u64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    let mut by_name: Vec<(String, u64)> = Vec::new();
     for task in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
         // `pid (comm) state ...`: utime and stime are the 12th and 13th fields after `)`.
         let Some((head, rest)) = stat.rsplit_once(')') else { continue };
-        if !head.split_once('(').is_some_and(|(_, comm)| comm.starts_with("tally")) {
+        let Some((_, comm)) = head.split_once('(') else { continue };
+        if !comm.starts_with("tally") {
             continue;
         }
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        for index in [11, 12] {
-            ticks += fields.get(index).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+        match by_name.iter_mut().find(|(name, _)| name == comm) {
+            Some((_, total)) => *total += ticks,
+            None => by_name.push((comm.to_owned(), ticks)),
         }
     }
-    ticks
+    by_name.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+    by_name
 }
 
 fn report(name: &str, guard: &FlushGuard, started: Instant) {
     let stats = guard.stats();
     let drops: Vec<String> = stats.drops().map(|(r, n)| format!("{r}={n}")).collect();
     // Clock ticks are 10 ms on Linux (USER_HZ 100).
-    let cpu_ms = tally_cpu_ticks() * 10;
+    let threads = tally_cpu_ticks();
+    let cpu_ms: u64 = threads.iter().map(|(_, t)| t * 10).sum();
+    let by_thread: Vec<String> =
+        threads.iter().filter(|(_, t)| *t > 0).map(|(n, t)| format!("{n} {} ms", t * 10)).collect();
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "faults: {name}: background CPU {:.1}% of a core ({cpu_ms} ms in {elapsed:.1} s), flushes {}, failed exports {}, drops [{}]",
+        "faults: {name}: background CPU {:.1}% of a core ({cpu_ms} ms in {elapsed:.1} s: {}), flushes {}, failed exports {}, drops [{}]",
         cpu_ms as f64 / 10.0 / elapsed,
+        by_thread.join(", "),
         stats.flushes,
         stats.export_failures,
         drops.join(" ")
