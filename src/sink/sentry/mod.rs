@@ -34,6 +34,7 @@ mod time;
 mod transaction;
 mod transport;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -330,10 +331,11 @@ impl SentrySink {
     }
 
     fn send_error(&mut self, common: &Common<'_>, error: &ErrorEvent) {
+        // Without a hook the event is encoded in place: no copy of it.
         let error = match &self.options.before_send {
-            None => Some(error.clone()),
+            None => Some(Cow::Borrowed(error)),
             Some(hook) => match catch_unwind(AssertUnwindSafe(|| hook(error.clone()))) {
-                Ok(kept) => kept,
+                Ok(kept) => kept.map(Cow::Owned),
                 Err(_) => {
                     self.reports.record(DiscardReason::InternalSdkError, Category::Error, 1);
                     return;
@@ -361,9 +363,9 @@ impl SentrySink {
     fn send_transaction(&mut self, common: &Common<'_>, tx: &Transaction) {
         let spans = tx.spans.len() as u64 + 1;
         let tx = match &self.options.before_send_transaction {
-            None => Some(tx.clone()),
+            None => Some(Cow::Borrowed(tx)),
             Some(hook) => match catch_unwind(AssertUnwindSafe(|| hook(tx.clone()))) {
-                Ok(kept) => kept,
+                Ok(kept) => kept.map(Cow::Owned),
                 Err(_) => {
                     self.reports.record(DiscardReason::InternalSdkError, Category::Transaction, 1);
                     self.reports.record(DiscardReason::InternalSdkError, Category::Span, spans);
