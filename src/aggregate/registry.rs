@@ -86,8 +86,8 @@ impl Registry {
         lock(&self.shards[(hash as usize) % SHARDS])
     }
 
-    /// Finds or admits the series `hash` of `metric`. `tags` builds its tags, called only for a
-    /// new series and outside any lock.
+    /// As [`find_or_admit`](Self::find_or_admit), with the metric's overflow series for a
+    /// series over a limit.
     #[cfg(test)]
     pub(crate) fn resolve(
         &self,
@@ -100,9 +100,10 @@ impl Registry {
             .unwrap_or_else(|| self.overflow(metric, epoch))
     }
 
-    /// As [`resolve`](Self::resolve), but `None` when the series is over a limit: the caller
-    /// then finds the metric's overflow series, often in a table of its own without a lock
-    /// (see [`overflow_hash`]), else through [`overflow`](Self::overflow).
+    /// Finds or admits the series `hash` of `metric`; `None` when it is over a limit, and the
+    /// caller then finds the metric's overflow series, often in a table of its own without a
+    /// lock (see [`overflow_hash`]), else through [`overflow`](Self::overflow). `tags` builds
+    /// the series' tags, called only for a new series and outside any lock.
     pub(crate) fn find_or_admit(
         &self,
         hash: u64,

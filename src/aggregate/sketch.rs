@@ -51,6 +51,7 @@ fn bounds(key: u32) -> (f64, f64) {
 
 // === AtomicSketch ===
 
+#[repr(C)]
 struct Page {
     /// Set (release) after every count the writer adds, taken (acquire) by the drain: a page
     /// with no value since the last drain is skipped without reading its 64 counts. Placed
