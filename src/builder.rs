@@ -698,7 +698,7 @@ impl Builder {
         self.breadcrumb_level
     }
 
-    fn validate(&self) -> Result<Config, BuildError> {
+    pub(crate) fn validate(&self) -> Result<Config, BuildError> {
         fn invalid(setting: &'static str, reason: impl Into<String>) -> BuildError {
             BuildError::InvalidConfig { setting, reason: reason.into() }
         }

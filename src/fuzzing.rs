@@ -273,7 +273,7 @@ fn record(input: &MetricInput, now: SystemTime) -> Option<MetricRecord> {
                 sum: values.iter().sum(),
                 min: values.iter().copied().fold(f64::INFINITY, f64::min),
                 max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                sketch,
+                sketch: Box::new(sketch),
             })
         }
         MetricKind::Set => {

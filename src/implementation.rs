@@ -48,6 +48,16 @@
 //! removed, which frees their place under the limits. Threads sweep retired cells out of their
 //! sets whenever the roll-up epoch changes.
 //!
+//! A thread remembers up to 1,024 rejected series (their overflow cell, by series hash) so that
+//! their next values skip the registry; past that the table starts over, so however many
+//! distinct values go over the limits, they cost each thread a bounded table. What the limits
+//! bound is the number of series; the memory a series takes grows with the threads that write
+//! it (each has a cell of its own) and, for distributions, with the range of the values (one
+//! 520-byte page of counters per power of two seen, per cell). `benches/soak.rs` measures it:
+//! with 8 threads writing every series, ~100 bytes per counter cell and ~4.5 KiB per
+//! distribution cell over seven powers of two, so the default 50,000-series budget filled half
+//! with such distributions tends to ~0.9 GiB (616 MiB after 45 s of load).
+//!
 //! # Time
 //!
 //! Spans read a TSC clock (`quanta`) when they open and close. Values carry no timestamp: the

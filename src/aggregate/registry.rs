@@ -86,8 +86,9 @@ impl Registry {
         lock(&self.shards[(hash as usize) % SHARDS])
     }
 
-    /// Finds or admits the series `hash` of `metric`. `tags` builds its tags, called only for a
-    /// new series and outside any lock.
+    /// As [`find_or_admit`](Self::find_or_admit), with the metric's overflow series for a
+    /// series over a limit.
+    #[cfg(test)]
     pub(crate) fn resolve(
         &self,
         hash: u64,
@@ -95,11 +96,26 @@ impl Registry {
         epoch: u64,
         tags: impl FnOnce() -> SeriesTags,
     ) -> Resolution {
+        self.find_or_admit(hash, metric, epoch, tags)
+            .unwrap_or_else(|| self.overflow(metric, epoch))
+    }
+
+    /// Finds or admits the series `hash` of `metric`; `None` when it is over a limit, and the
+    /// caller then finds the metric's overflow series, often in a table of its own without a
+    /// lock (see [`overflow_hash`]), else through [`overflow`](Self::overflow). `tags` builds
+    /// the series' tags, called only for a new series and outside any lock.
+    pub(crate) fn find_or_admit(
+        &self,
+        hash: u64,
+        metric: &Arc<MetricDesc>,
+        epoch: u64,
+        tags: impl FnOnce() -> SeriesTags,
+    ) -> Option<Resolution> {
         if let Some(existing) = self.shard(hash).get(&hash) {
-            return Resolution { entry: existing.0.clone(), home: false };
+            return Some(Resolution { entry: existing.0.clone(), home: false });
         }
         if !self.reserve(metric) {
-            return self.overflow(metric, epoch);
+            return None;
         }
         let entry = Arc::new(SeriesEntry::new(hash, metric.clone(), tags(), false, epoch));
         let mut shard = self.shard(hash);
@@ -108,13 +124,20 @@ impl Registry {
             let existing = existing.0.clone();
             drop(shard);
             self.release(metric);
-            return Resolution { entry: existing, home: false };
+            return Some(Resolution { entry: existing, home: false });
         }
         shard.insert(ByHash(entry.clone()));
-        Resolution { entry, home: true }
+        Some(Resolution { entry, home: true })
     }
 
     fn reserve(&self, metric: &MetricDesc) -> bool {
+        // Once a limit is reached, every new series of every thread lands here: a load, not an
+        // add and a subtract, keeps the counters' cache lines shared instead of bouncing.
+        if metric.series.load(Ordering::Relaxed) >= self.limits.per_metric
+            || self.live.load(Ordering::Relaxed) >= self.limits.total
+        {
+            return false;
+        }
         if metric.series.fetch_add(1, Ordering::Relaxed) >= self.limits.per_metric {
             metric.series.fetch_sub(1, Ordering::Relaxed);
             return false;
@@ -134,7 +157,7 @@ impl Registry {
 
     /// The overflow series of `metric`, created on first use. Overflow series do not count
     /// against the limits.
-    fn overflow(&self, metric: &Arc<MetricDesc>, epoch: u64) -> Resolution {
+    pub(crate) fn overflow(&self, metric: &Arc<MetricDesc>, epoch: u64) -> Resolution {
         let hash = overflow_hash(metric);
         let mut shard = self.shard(hash);
         if let Some(existing) = shard.get(&hash) {

@@ -147,8 +147,9 @@ pub struct DistributionValue {
     pub min: f64,
     /// Largest value recorded.
     pub max: f64,
-    /// The values' sketch: quantiles within 1% relative error.
-    pub sketch: Sketch,
+    /// The values' sketch: quantiles within 1% relative error. Boxed, so that a record of any
+    /// kind stays small (see [`MetricRecord`]).
+    pub sketch: Box<Sketch>,
 }
 
 impl DistributionValue {
@@ -288,8 +289,22 @@ mod tests {
             sum: values.iter().sum(),
             min: values.iter().copied().fold(f64::INFINITY, f64::min),
             max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            sketch,
+            sketch: Box::new(sketch),
         }
+    }
+
+    #[test]
+    fn records_stay_small() {
+        // The flusher holds one record per series and interval: the sketch is boxed so that
+        // records of counters and gauges do not pay for it.
+        eprintln!(
+            "MetricRecord {} B, MetricValue {} B, DistributionValue {} B, Sketch {} B",
+            std::mem::size_of::<MetricRecord>(),
+            std::mem::size_of::<MetricValue>(),
+            std::mem::size_of::<DistributionValue>(),
+            std::mem::size_of::<Sketch>()
+        );
+        assert!(std::mem::size_of::<MetricRecord>() <= 96);
     }
 
     #[test]

@@ -261,7 +261,7 @@ fn record(
                 sum: d.sum,
                 min,
                 max,
-                sketch: d.sketch,
+                sketch: Box::new(d.sketch),
             })
         }
         Accumulator::Set(s) => {
@@ -378,7 +378,7 @@ impl SelfMetrics {
                 sum: ms,
                 min: ms,
                 max: ms,
-                sketch,
+                sketch: Box::new(sketch),
             });
             out.push(MetricRecord { series, start, interval, value });
         }

@@ -34,6 +34,20 @@ fn next_boundary(now: SystemTime, rollup: Duration) -> SystemTime {
     interval_start(now, rollup).checked_add(rollup).or_else(|| now.checked_add(day)).unwrap_or(now)
 }
 
+/// When the flush after the one scheduled at `scheduled` is due: one interval later, so that
+/// the time a flush takes, or a late wake-up under load, does not push every later flush back
+/// (flushes then drift and one batch carries two roll-up intervals). A flusher that fell a
+/// whole interval behind (a stalled machine) waits one interval from `now` instead of flushing
+/// back to back.
+fn next_flush_after(scheduled: Instant, now: Instant, every: Duration) -> Instant {
+    let next = after(scheduled, every);
+    if next > now {
+        next
+    } else {
+        after(now, every)
+    }
+}
+
 /// The flusher thread's body.
 pub(crate) fn run(mut flusher: Flusher, commands: Receiver<Command>) {
     // Nothing this thread does may feed events back into the layer.
@@ -69,7 +83,7 @@ pub(crate) fn run(mut flusher: Flusher, commands: Receiver<Command>) {
                 }
                 if Instant::now() >= next_flush {
                     flusher.export(None, false);
-                    next_flush = after(Instant::now(), flush_every);
+                    next_flush = next_flush_after(next_flush, Instant::now(), flush_every);
                 }
                 true
             }
@@ -102,4 +116,25 @@ pub(crate) fn shutdown(flusher: &mut Flusher, ticket: &Arc<FlushTicket>, rollup:
     flusher.close_interval(interval_start(SystemTime::now(), rollup), false);
     flusher.export(Some(ticket), true);
     ticket.complete(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flushes_keep_their_rate_whatever_a_flush_takes() {
+        let every = Duration::from_secs(1);
+        let start = Instant::now();
+        let mut scheduled = start;
+        // Each flush ends 150 ms after it was due: the schedule does not drift.
+        for n in 1..=10u32 {
+            let ended = scheduled + Duration::from_millis(150);
+            scheduled = next_flush_after(scheduled, ended, every);
+            assert_eq!(scheduled, start + every * n);
+        }
+        // A flusher stalled past the next flush waits a whole interval from now.
+        let now = scheduled + Duration::from_millis(2500);
+        assert_eq!(next_flush_after(scheduled, now, every), now + every);
+    }
 }

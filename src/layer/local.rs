@@ -14,6 +14,7 @@ use super::breadcrumbs::Breadcrumbs;
 use super::plan::{callsite_key, Plan, Plans};
 use crate::aggregate::cell::{Cell as SeriesCell, CellRef};
 use crate::aggregate::hash::BuildPassThrough;
+use crate::aggregate::registry::overflow_hash;
 use crate::aggregate::series::{ByHash, MetricDesc, SeriesTags};
 
 use crate::pipeline::{Shared, CLOSED};
@@ -84,6 +85,11 @@ impl PlanCache {
     }
 }
 
+/// The most rejected series a thread keeps on its fast path: 1,024 entries of a hash and a
+/// cell reference, under 64 KiB per thread however many distinct tag values go over the limits.
+/// Past it, a rejected series costs a registry lookup (one shard lock, no allocation).
+const MAX_ALIASES: usize = 1024;
+
 /// One thread's series cells for one pipeline.
 #[derive(Default)]
 pub(crate) struct Series {
@@ -129,7 +135,21 @@ impl Series {
         tags: impl FnOnce() -> SeriesTags,
     ) -> CellRef {
         self.cells.remove(&hash);
-        let resolution = shared.registry.resolve(hash, metric, epoch, tags);
+        let resolution = match shared.registry.find_or_admit(hash, metric, epoch, tags) {
+            Some(resolution) => resolution,
+            None => {
+                // Over a limit: the metric's overflow series, whose cell this thread usually
+                // holds already (no registry lock, no reference count touched).
+                if let Some(ByHash(cell)) = self.cells.get(&overflow_hash(metric)) {
+                    if !cell.entry().is_retired() {
+                        let cell = cell.clone();
+                        self.alias(hash, &cell);
+                        return cell;
+                    }
+                }
+                shared.registry.overflow(metric, epoch)
+            }
+        };
         let entry = resolution.entry;
         // An overflow series is shared by every rejected series of its metric: its cell is
         // indexed under each rejected hash too (in `aliases`), so later values of that series
@@ -151,9 +171,19 @@ impl Series {
             }
         };
         if entry.hash != hash {
-            self.aliases.insert(hash, cell.clone());
+            self.alias(hash, &cell);
         }
         cell
+    }
+
+    /// Remembers that series `hash` goes to the overflow cell `cell`. The table holds at most
+    /// [`MAX_ALIASES`] series and starts over when full: rejected series are by definition
+    /// the unbounded ones, and their number must not set this thread's memory.
+    fn alias(&mut self, hash: u64, cell: &CellRef) {
+        if self.aliases.len() >= MAX_ALIASES {
+            self.aliases.clear();
+        }
+        self.aliases.insert(hash, cell.clone());
     }
 
     /// Forgets retired cells and the aliases of rejected series.
@@ -256,5 +286,33 @@ pub(crate) fn with_thread<R>(
             shared.counters.dropped(DropReason::Closed, 1);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::series::MetricKind;
+
+    #[test]
+    fn rejected_series_keep_a_bounded_table_and_reach_the_overflow_series() {
+        let config = crate::Tally::builder().max_series(4).validate().unwrap();
+        let (shared, _inbox) = Shared::new(config);
+        let metric = shared.registry.metric("requests", MetricKind::Counter, true, None);
+        let mut series = Series::default();
+        let mut overflowed = 0;
+        for hash in 1..=100_000u64 {
+            let overflow = series.with_cell(&shared, 0, hash, &metric, SeriesTags::new, |cell| {
+                cell.entry().is_overflow
+            });
+            overflowed += u64::from(overflow);
+            assert!(series.aliases.len() <= MAX_ALIASES);
+        }
+        assert_eq!(overflowed, 100_000 - 4);
+        assert_eq!(shared.registry.live(), 4);
+        // Four admitted series and the overflow series.
+        assert_eq!(series.cells.len(), 5);
+        // A rejected series seen lately stays on the fast path.
+        assert!(series.aliases.contains_key(&100_000));
     }
 }

@@ -273,7 +273,7 @@ mod tests {
             sum: values.iter().sum(),
             min: values.iter().copied().fold(f64::INFINITY, f64::min),
             max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            sketch,
+            sketch: Box::new(sketch),
         }
     }
 

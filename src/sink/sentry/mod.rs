@@ -40,6 +40,7 @@ pub(crate) mod time;
 mod transaction;
 mod transport;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -394,10 +395,11 @@ impl SentrySink {
     }
 
     fn send_error(&mut self, common: &Common<'_>, error: &ErrorEvent) {
+        // Without a hook the event is encoded in place: no copy of it.
         let error = match &self.options.before_send {
-            None => Some(error.clone()),
+            None => Some(Cow::Borrowed(error)),
             Some(hook) => match catch_unwind(AssertUnwindSafe(|| hook(error.clone()))) {
-                Ok(kept) => kept,
+                Ok(kept) => kept.map(Cow::Owned),
                 Err(_) => {
                     self.reports.record(DiscardReason::InternalSdkError, Category::Error, 1);
                     return;
@@ -408,6 +410,11 @@ impl SentrySink {
             self.reports.record(DiscardReason::BeforeSend, Category::Error, 1);
             return;
         };
+        if self.transport.is_full() {
+            self.reports.record(DiscardReason::QueueOverflow, Category::Error, 1);
+            self.shared.counters.dropped(DropReason::SinkQueueFull, 1);
+            return;
+        }
         let (event_id, payload) = event::encode(common, &error, &mut self.ids);
         let item = Item::new(Category::Error, 1, ItemBody::Plain { item_type: "event", payload });
         self.transport.send(Outgoing { header: self.header(Some(&event_id)), items: vec![item] });
@@ -416,9 +423,9 @@ impl SentrySink {
     fn send_transaction(&mut self, common: &Common<'_>, tx: &Transaction) {
         let spans = tx.spans.len() as u64 + 1;
         let tx = match &self.options.before_send_transaction {
-            None => Some(tx.clone()),
+            None => Some(Cow::Borrowed(tx)),
             Some(hook) => match catch_unwind(AssertUnwindSafe(|| hook(tx.clone()))) {
-                Ok(kept) => kept,
+                Ok(kept) => kept.map(Cow::Owned),
                 Err(_) => {
                     self.reports.record(DiscardReason::InternalSdkError, Category::Transaction, 1);
                     self.reports.record(DiscardReason::InternalSdkError, Category::Span, spans);
@@ -437,6 +444,13 @@ impl SentrySink {
                 Category::Span,
                 u64::from(tx.dropped_spans),
             );
+        }
+        if self.transport.is_full() {
+            self.reports.record(DiscardReason::QueueOverflow, Category::Transaction, 1);
+            let spans = tx.spans.len() as u64 + 1;
+            self.reports.record(DiscardReason::QueueOverflow, Category::Span, spans);
+            self.shared.counters.dropped(DropReason::SinkQueueFull, 1);
+            return;
         }
         let (event_id, payload) = transaction::encode(common, &tx, &mut self.ids);
         let mut header = self.header(Some(&event_id));

@@ -351,6 +351,13 @@ impl Transport {
         Ok(Transport { queue, thread: Some(thread), accounts, deadline, epoch })
     }
 
+    /// Whether the queue is full, so that an envelope sent now would be dropped: the sink then
+    /// records the drop without encoding the envelope (when the server is slow or down,
+    /// encoding what is dropped anyway was most of the sink's work).
+    pub(crate) fn is_full(&self) -> bool {
+        self.queue.is_full()
+    }
+
     /// Queues an envelope; when the queue is full, drops it and records `queue_overflow`.
     pub(crate) fn send(&self, outgoing: Outgoing) {
         match self.queue.try_send(Task::Send(outgoing)) {
@@ -712,5 +719,49 @@ fn gzip(body: &[u8]) -> (Vec<u8>, bool) {
     match encoder.write_all(body).and_then(|()| encoder.finish()) {
         Ok(compressed) => (compressed, true),
         Err(_) => (body.to_vec(), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Outgoing {
+        let body = ItemBody::Plain { item_type: "event", payload: b"{}".to_vec() };
+        Outgoing { header: Map::new(), items: vec![Item::new(Category::Error, 1, body)] }
+    }
+
+    #[test]
+    fn a_queue_behind_a_server_that_never_answers_reads_full() {
+        // Accepts connections (the kernel's backlog) and never answers: the sender waits on
+        // its first envelope while the others queue.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let options = TransportOptions {
+            url: format!("http://127.0.0.1:{port}/api/1/envelope/"),
+            auth: String::new(),
+            user_agent: "test".into(),
+            connect_timeout: Duration::from_secs(5),
+            roots: ExtraRoots::default(),
+            timeout: Duration::from_secs(30),
+            queue: 2,
+            max_retries: 0,
+            compress_min: usize::MAX,
+            client_reports: false,
+            spool: None,
+            debug: false,
+        };
+        let reports = Arc::new(ClientReports::new());
+        let accounts = Accounts::new(reports.clone(), None);
+        let mut transport = Transport::start(options, accounts).unwrap();
+        assert!(!transport.is_full());
+        // One in flight (or still queued) and two queued: the third is dropped if the sender
+        // has not taken the first yet. Either way the queue is full now.
+        for _ in 0..3 {
+            transport.send(envelope());
+        }
+        assert!(transport.is_full());
+        let _ = transport.shutdown(Instant::now());
+        drop(listener);
     }
 }
