@@ -101,13 +101,41 @@ struct Row {
     values: f64,
 }
 
-/// A row's key: the sink's name and the metric's.
-type RowKey = (Box<str>, Box<str>);
+/// The rows of every sink: sink name → metric name → row (looked up by `&str`, so booking a
+/// loss allocates only for a new row).
+#[derive(Debug, Default)]
+struct Rows {
+    by_sink: HashMap<Box<str>, HashMap<Box<str>, Row>>,
+    count: usize,
+}
+
+impl Rows {
+    /// Adds one point carrying `values` to the row of `sink` and `metric` (or of `sink` and
+    /// [`OTHER_METRICS`] once the ledger is full), made when missing.
+    fn add(&mut self, sink: &str, metric: &str, values: f64) {
+        let full = self.count >= MAX_ROWS;
+        if !self.by_sink.contains_key(sink) {
+            self.by_sink.insert(sink.into(), HashMap::new());
+        }
+        let Some(metrics) = self.by_sink.get_mut(sink) else { return };
+        let metric = if full && !metrics.contains_key(metric) { OTHER_METRICS } else { metric };
+        match metrics.get_mut(metric) {
+            Some(row) => {
+                row.points = row.points.saturating_add(1);
+                row.values += values;
+            }
+            None => {
+                self.count += 1;
+                metrics.insert(metric.into(), Row { points: 1, values });
+            }
+        }
+    }
+}
 
 /// The ledger, shared by every sink of a pipeline.
 #[derive(Debug, Default)]
 pub(crate) struct MetricLosses {
-    rows: Mutex<HashMap<RowKey, Row>>,
+    rows: Mutex<Rows>,
 }
 
 impl MetricLosses {
@@ -120,16 +148,7 @@ impl MetricLosses {
         // A panic while the lock was held cannot leave a row half-written: keep counting.
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         for item in carried {
-            let full = rows.len() >= MAX_ROWS;
-            let row = match rows.get_mut(&(sink.into(), item.metric.name().into())) {
-                Some(row) => row,
-                None => {
-                    let metric = if full { OTHER_METRICS } else { item.metric.name() };
-                    rows.entry((sink.into(), metric.into())).or_default()
-                }
-            };
-            row.points = row.points.saturating_add(1);
-            row.values += item.values;
+            rows.add(sink, item.metric.name(), item.values);
         }
     }
 
@@ -143,12 +162,15 @@ impl MetricLosses {
     pub(crate) fn snapshot(&self) -> Vec<MetricLoss> {
         let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<MetricLoss> = rows
+            .by_sink
             .iter()
-            .map(|((sink, metric), row)| MetricLoss {
-                sink: sink.to_string(),
-                metric: metric.to_string(),
-                points: row.points,
-                values: row.values,
+            .flat_map(|(sink, metrics)| {
+                metrics.iter().map(move |(metric, row)| MetricLoss {
+                    sink: sink.to_string(),
+                    metric: metric.to_string(),
+                    points: row.points,
+                    values: row.values,
+                })
             })
             .collect();
         out.sort_by(|a, b| (&a.sink, &a.metric).cmp(&(&b.sink, &b.metric)));
