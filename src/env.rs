@@ -358,6 +358,16 @@ mod tests {
     }
 
     #[test]
+    fn personal_data_is_kept_only_when_asked() {
+        let config = |vars: &[(&str, &str)]| build(vars).validate().map(|c| c.scrubber);
+        let default = config(&[]).unwrap();
+        assert!(default.is_sensitive("ip_address") && default.is_sensitive("password"));
+        let sent = config(&[("TALLY_SEND_DEFAULT_PII", "true")]).unwrap();
+        assert!(!sent.is_sensitive("ip_address") && sent.is_sensitive("password"));
+        assert!(!build(&[("TALLY_SEND_DEFAULT_PII", "maybe")]).env_errors.is_empty());
+    }
+
+    #[test]
     fn conventional_variables_have_lower_priority() {
         let b = build(&[("DD_ENV", "dd"), ("SENTRY_ENVIRONMENT", "sentry")]);
         assert!(format!("{b:?}").contains("environment: Some(\"sentry\")"));
