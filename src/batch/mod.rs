@@ -7,6 +7,8 @@ mod error_event;
 mod ids;
 mod metric;
 mod session;
+#[cfg(all(test, any(feature = "sentry", feature = "statsd", feature = "datadog")))]
+pub(crate) mod testing;
 mod trace;
 
 use std::sync::Arc;

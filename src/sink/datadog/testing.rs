@@ -14,44 +14,16 @@ use tracing_core::metadata::Kind;
 use tracing_core::subscriber::Interest;
 use tracing_core::{Level, Metadata};
 
-use crate::aggregate::series::{MetricDesc, SeriesEntry};
 use crate::aggregate::sketch::Sketch;
 use crate::batch::{
-    Batch, CounterValue, DistributionValue, ErrorEvent, GaugeValue, MetricKind, MetricRecord,
-    MetricValue, SetValue, Tag,
+    Batch, DistributionValue, ErrorEvent, GaugeValue, MetricKind, MetricRecord, MetricValue,
+    SetValue, Tag,
 };
 
 /// A valid API key.
 pub(crate) const KEY: &str = "0123456789abcdef0123456789abcdef";
-/// The start of the interval of the helpers' records (2023-11-14T22:13:20Z).
-pub(crate) const NOW: i64 = 1_700_000_000;
-
-fn record(
-    name: &str,
-    kind: MetricKind,
-    unit: Option<&str>,
-    tags: &[(&str, &str)],
-    value: MetricValue,
-) -> MetricRecord {
-    let metric = Arc::new(MetricDesc::new(name, kind, false, unit));
-    let tags = tags.iter().map(|(k, v)| Tag::new(k, v)).collect();
-    MetricRecord {
-        series: Arc::new(SeriesEntry::new(0, metric, tags, false, 0)),
-        start: UNIX_EPOCH + Duration::from_secs(NOW as u64),
-        interval: Duration::from_secs(10),
-        value,
-    }
-}
-
-pub(crate) fn counter(
-    name: &str,
-    unit: Option<&str>,
-    tags: &[(&str, &str)],
-    sum: f64,
-) -> MetricRecord {
-    let value = MetricValue::Counter(CounterValue { integer: 0, float: sum });
-    record(name, MetricKind::Counter, unit, tags, value)
-}
+use crate::batch::testing::record;
+pub(crate) use crate::batch::testing::{counter, NOW};
 
 pub(crate) fn gauge(
     name: &str,

@@ -302,16 +302,8 @@ mod tests {
     #[test]
     fn values_that_are_not_finite_are_counted_not_sent() {
         // Found by fuzzing: a counter whose float sum overflowed vanished without a count.
-        use crate::aggregate::series::{MetricDesc, SeriesEntry};
-        use crate::batch::{CounterValue, MetricKind};
         use crate::scrub::Scrubber;
-        let metric = std::sync::Arc::new(MetricDesc::new("c", MetricKind::Counter, false, None));
-        let record = MetricRecord {
-            series: std::sync::Arc::new(SeriesEntry::new(0, metric, Default::default(), false, 0)),
-            start: std::time::UNIX_EPOCH,
-            interval: std::time::Duration::from_secs(10),
-            value: MetricValue::Counter(CounterValue { integer: 1, float: f64::INFINITY }),
-        };
+        let record = crate::batch::testing::counter("c", None, &[], f64::INFINITY);
         let scrubber = Scrubber::new(false, Vec::new());
         let common = Common::new(&[], &scrubber, 1);
         let encoded = trace_metrics(&common, &[], &[&record], MetricOptions { max_values: 10 });

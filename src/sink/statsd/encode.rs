@@ -539,15 +539,7 @@ mod tests {
     #[test]
     fn a_counter_sum_that_overflowed_is_counted_not_sent() {
         // Found by fuzzing: two increments of 1e308 made `c:inf|c`.
-        use crate::aggregate::series::{MetricDesc, SeriesEntry};
-        use crate::batch::{CounterValue, MetricKind};
-        let metric = std::sync::Arc::new(MetricDesc::new("c", MetricKind::Counter, false, None));
-        let record = MetricRecord {
-            series: std::sync::Arc::new(SeriesEntry::new(0, metric, Default::default(), false, 0)),
-            start: std::time::UNIX_EPOCH,
-            interval: std::time::Duration::from_secs(10),
-            value: MetricValue::Counter(CounterValue { integer: 1, float: f64::INFINITY }),
-        };
+        let record = crate::batch::testing::counter("c", None, &[], f64::INFINITY);
         let mut packer = Packer::new(1432);
         let produced = dogstatsd().record(&record, &[], &mut packer);
         assert_eq!((produced.messages, produced.dropped), (0, 1));
