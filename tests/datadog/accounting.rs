@@ -12,7 +12,7 @@ use tracing_tally::sink::SpoolOptions;
 use tracing_tally::Tally;
 
 use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};
-use crate::shared::{scratch, Received, Receiver};
+use crate::shared::{fault_rounds, scratch, Received, Receiver};
 use crate::{options, WAIT};
 
 /// The faults, one per round; `None` takes the intake down for the round.
@@ -80,10 +80,9 @@ fn every_point_is_delivered_once_or_counted_lost_with_a_spool() {
 }
 
 fn books_balance(spool: Option<SpoolOptions>) {
-    let mut receiver = Some(Receiver::start());
-    let port = receiver.as_ref().unwrap().port;
+    let receiver = Receiver::start();
     let ledger = Ledger::default();
-    let mut options = options(receiver.as_ref().unwrap())
+    let mut options = options(&receiver)
         .timeout(Duration::from_secs(1))
         .max_distribution_values(usize::MAX)
         .send_errors(false);
@@ -102,29 +101,16 @@ fn books_balance(spool: Option<SpoolOptions>) {
         .expect("build");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
 
-    let mut received = Vec::new();
     let rounds = faults();
-    for (round, fault) in rounds.iter().enumerate() {
-        match fault {
-            Some(fault) => receiver.as_ref().unwrap().behave(fault.clone()),
-            None => {
-                let gone = receiver.take().unwrap();
-                received.extend(gone.received());
-            }
-        }
+    let (receiver, mut received) = fault_rounds(receiver, &rounds, |round, fault| {
         tracing::dispatcher::with_default(&dispatch, || workload(round as u64));
         // Short deadlines: what cannot be sent in time waits in the retry buffer.
         let _ = guard.flush(Duration::from_secs(2));
-        if fault.is_none() {
-            if let Some(dir) = &spool_dir {
-                let files = std::fs::read_dir(dir.join("datadog")).map_or(0, Iterator::count);
-                assert!(files > 0, "with the server gone, payloads were spooled");
-            }
-            receiver = Some(Receiver::start_on(port));
+        if let (None, Some(dir)) = (fault, &spool_dir) {
+            let files = std::fs::read_dir(dir.join("datadog")).map_or(0, Iterator::count);
+            assert!(files > 0, "with the server gone, payloads were spooled");
         }
-    }
-    let receiver = receiver.unwrap();
-    receiver.behave(json!({}));
+    });
     let mut settled = false;
     for _ in 0..3 {
         if guard.flush(WAIT) {

@@ -14,6 +14,7 @@ use tracing_tally::DropReason;
 use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};
 use crate::peers::{Received, Receiver};
 use crate::pipeline;
+use crate::shared::fault_rounds;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -77,10 +78,9 @@ fn every_metric_item_is_delivered_once_or_counted_lost_with_a_spool() {
 }
 
 fn books_balance(spool: Option<SpoolOptions>) {
-    let mut receiver = Some(Receiver::start());
-    let port = receiver.as_ref().unwrap().port;
+    let receiver = Receiver::start();
     let ledger = Ledger::default();
-    let mut options = SentryOptions::new(&receiver.as_ref().unwrap().dsn())
+    let mut options = SentryOptions::new(&receiver.dsn())
         .unwrap()
         .timeout(Duration::from_secs(1))
         .connect_timeout(Duration::from_secs(1))
@@ -96,29 +96,19 @@ fn books_balance(spool: Option<SpoolOptions>) {
         .sentry_options(options);
     let (dispatch, guard) = pipeline(builder);
 
-    let mut received = Vec::new();
     let rounds = faults();
-    for (round, fault) in rounds.iter().enumerate() {
-        match fault {
-            Some(fault) => receiver.as_ref().unwrap().behave(fault.clone()),
-            None => received.extend(receiver.take().unwrap().received()),
-        }
+    let (receiver, mut received) = fault_rounds(receiver, &rounds, |round, fault| {
         tracing::dispatcher::with_default(&dispatch, || workload(round as u64));
         let _ = guard.flush(Duration::from_secs(2));
-        if fault.as_ref().is_some_and(|f| f["status"] == 429) {
+        if fault.is_some_and(|f| f["status"] == 429) {
             // What the next rounds send should meet the server, not the rate limit.
             std::thread::sleep(Duration::from_millis(1100));
         }
-        if fault.is_none() {
-            if let Some(dir) = &spool_dir {
-                let files = std::fs::read_dir(dir.join("sentry")).map_or(0, Iterator::count);
-                assert!(files > 0, "with the server gone, payloads were spooled");
-            }
-            receiver = Some(Receiver::start_on(port));
+        if let (None, Some(dir)) = (fault, &spool_dir) {
+            let files = std::fs::read_dir(dir.join("sentry")).map_or(0, Iterator::count);
+            assert!(files > 0, "with the server gone, payloads were spooled");
         }
-    }
-    let receiver = receiver.unwrap();
-    receiver.behave(json!({}));
+    });
     assert!(guard.flush(WAIT), "the final flush settled everything");
     received.extend(receiver.received());
 

@@ -242,6 +242,38 @@ impl TestCertificates {
     }
 }
 
+/// Runs one round per fault: sets the fault on `receiver`, or for `None` takes the receiver
+/// away for the round (keeping what it received) and brings it back on the same port after;
+/// `round(i, fault)` runs in between. Returns the receiver, reset to its default replies, and
+/// what the receivers it replaced had received.
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+pub(crate) fn fault_rounds(
+    receiver: Receiver,
+    faults: &[Option<serde_json::Value>],
+    mut round: impl FnMut(usize, Option<&serde_json::Value>),
+) -> (Receiver, Vec<Received>) {
+    let port = receiver.port;
+    let mut receiver = Some(receiver);
+    let mut received = Vec::new();
+    for (i, fault) in faults.iter().enumerate() {
+        match (fault, &receiver) {
+            (Some(fault), Some(up)) => up.behave(fault.clone()),
+            (None, Some(up)) => {
+                received.extend(up.received());
+                receiver = None;
+            }
+            (_, None) => {}
+        }
+        round(i, fault.as_ref());
+        if receiver.is_none() {
+            receiver = Some(Receiver::start_on(port));
+        }
+    }
+    let receiver = receiver.unwrap_or_else(|| Receiver::start_on(port));
+    receiver.behave(serde_json::json!({}));
+    (receiver, received)
+}
+
 /// One request the receiver recorded.
 #[derive(Debug, Clone)]
 pub(crate) struct Received(pub(crate) serde_json::Value);
