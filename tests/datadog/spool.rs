@@ -9,7 +9,7 @@ use tracing::info;
 use tracing_tally::sink::{DatadogOptions, SpoolOptions};
 use tracing_tally::DropReason;
 
-use crate::shared::{scratch, Received, Receiver};
+use crate::shared::{scratch, spool_files, Received, Receiver};
 use crate::{options, pipeline, series, KEY, WAIT};
 
 fn hits(round: u64, n: u64) {
@@ -20,14 +20,7 @@ fn hits(round: u64, n: u64) {
 
 /// Spool files of the Datadog sink under `dir`.
 fn spooled(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("datadog"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".spool"))
-                .count()
-        })
-        .unwrap_or(0)
+    spool_files(dir, "datadog")
 }
 
 /// Every accepted series point as `name tags timestamp`; panics on a point delivered twice.

@@ -12,6 +12,7 @@ use tracing_tally::{Builder, DropReason, Tally};
 
 use crate::peers::{Received, Receiver};
 use crate::pipeline;
+use crate::shared::spool_files;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -34,14 +35,7 @@ fn builder(port: u16, dir: &Path) -> Builder {
 
 /// Spool files of the Sentry sink under `dir`.
 fn spooled(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("sentry"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".spool"))
-                .count()
-        })
-        .unwrap_or(0)
+    spool_files(dir, "sentry")
 }
 
 /// The metric items Sentry accepted; panics on one delivered twice.

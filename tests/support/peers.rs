@@ -274,6 +274,19 @@ pub(crate) fn fault_rounds(
     (receiver, received)
 }
 
+/// Spool files (`*.spool`) of `sink` (`datadog`, `sentry`) under the spool directory `dir`.
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+pub(crate) fn spool_files(dir: &Path, sink: &str) -> usize {
+    std::fs::read_dir(dir.join(sink))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".spool"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// One request the receiver recorded.
 #[derive(Debug, Clone)]
 pub(crate) struct Received(pub(crate) serde_json::Value);
