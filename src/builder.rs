@@ -11,7 +11,7 @@ use crate::batch::Tag;
 use crate::config::*;
 use crate::error::BuildError;
 use crate::fields;
-use crate::flush::{Control, FlushGuard, Flusher, SinkHandle};
+use crate::flush::{Control, FlushGuard, Flusher, Lane};
 use crate::layer::TallyLayer;
 use crate::pipeline::Shared;
 use crate::sink::summary::Totals;
@@ -650,9 +650,9 @@ impl Builder {
             .into_iter()
             .map(|sink| {
                 if shared.config.manual {
-                    Ok(SinkHandle::inline(sink, shared.clone()))
+                    Ok(Lane::inline(sink, shared.clone()))
                 } else {
-                    SinkHandle::spawn(sink, shared.clone(), shared.config.sink_queue)
+                    Lane::spawn(sink, shared.clone())
                 }
             })
             .collect::<Result<Vec<_>, _>>()

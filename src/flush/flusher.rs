@@ -5,7 +5,7 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::sinks::SinkHandle;
+use super::lane::{self, Lane};
 use super::ticket::FlushTicket;
 use crate::aggregate::cell::{Accumulator, Cell, CellValue};
 use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
@@ -39,7 +39,7 @@ pub(crate) struct Flusher {
     cells: Vec<Arc<Cell>>,
     /// Records of closed intervals, not yet exported.
     pending: Vec<MetricRecord>,
-    pub(crate) sinks: Vec<SinkHandle>,
+    pub(crate) sinks: Vec<Lane>,
     pub(crate) totals: Arc<Mutex<Totals>>,
     self_metrics: SelfMetrics,
     /// How long the previous flush took (reported as `tally.flush.duration`).
@@ -50,7 +50,7 @@ impl Flusher {
     pub(crate) fn new(
         shared: Arc<Shared>,
         inbox: Inbox,
-        sinks: Vec<SinkHandle>,
+        sinks: Vec<Lane>,
         totals: Arc<Mutex<Totals>>,
     ) -> Self {
         Flusher {
@@ -169,17 +169,18 @@ impl Flusher {
         }
         let errors: Vec<_> = self.inbox.errors.try_iter().collect();
         let transactions: Vec<_> = self.inbox.transactions.try_iter().collect();
-        let batch = Arc::new(Batch {
+        let batch = Batch {
             metrics,
             errors,
             transactions,
             sessions,
             global_tags: self.shared.config.global_tags.clone(),
-        });
+        };
         self.totals.lock().unwrap_or_else(PoisonError::into_inner).add(&batch);
+        let parts = lane::split(batch);
         for sink in &mut self.sinks {
-            if !batch.is_empty() {
-                sink.export(&batch, &self.shared);
+            for part in &parts {
+                sink.offer(part);
             }
             if let Some(ticket) = ticket {
                 sink.flush(ticket, shutdown);

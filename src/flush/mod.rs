@@ -6,7 +6,7 @@
 //! thread: [`FlushGuard::flush`] does the same work on the calling thread.
 
 mod flusher;
-mod sinks;
+mod lane;
 mod ticket;
 mod worker;
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::Sender;
 
 pub(crate) use self::flusher::Flusher;
-pub(crate) use self::sinks::SinkHandle;
+pub(crate) use self::lane::Lane;
 use self::ticket::FlushTicket;
 use self::worker::Command;
 use crate::pipeline::Shared;

@@ -33,6 +33,7 @@
 //! # Ok::<(), tracing_tally::BuildError>(())
 //! ```
 
+mod context;
 #[cfg(feature = "datadog")]
 #[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
 pub mod datadog;
@@ -55,6 +56,7 @@ use std::time::Instant;
 
 pub use crate::batch::*;
 pub use crate::error::{ExportError, ExportErrorKind};
+pub use context::{Refused, SinkContext};
 #[cfg(feature = "datadog")]
 #[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
 pub use datadog::{ApiKeyError, DatadogOptions, EndpointError};
@@ -83,6 +85,13 @@ pub use tls::CertificateError;
 pub trait Sink: Send + 'static {
     /// A short name for diagnostics and self-metrics (`jsonl`, `sentry`, ...).
     fn name(&self) -> &str;
+
+    /// Called once, on the sink's own thread, before anything else: the sink's view of its
+    /// pipeline (the loss ledger, diagnostics, the service's identity, a pending flush's
+    /// deadline). Keep it if you need it; the default ignores it.
+    fn start(&mut self, cx: SinkContext) {
+        let _ = cx;
+    }
 
     /// Exports one batch.
     ///
@@ -115,6 +124,10 @@ pub trait Sink: Send + 'static {
 impl<T: Sink + ?Sized> Sink for Box<T> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+
+    fn start(&mut self, cx: SinkContext) {
+        (**self).start(cx);
     }
 
     fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
