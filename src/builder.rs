@@ -630,9 +630,7 @@ impl Builder {
         let (shared, inbox) = Shared::new(config);
         #[cfg(feature = "sentry")]
         if let Some(options) = self.sentry.take() {
-            let sink = crate::sink::sentry::SentrySink::new(options, shared.clone())
-                .map_err(BuildError::Spawn)?;
-            sinks.push(Box::new(sink));
+            sinks.push(Box::new(crate::sink::sentry::SentrySink::new(options)));
         }
         #[cfg(feature = "datadog")]
         if let Some(options) = self.datadog.take() {

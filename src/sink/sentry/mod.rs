@@ -12,9 +12,9 @@
 //! | metric records | `trace_metric` items | counter: the interval's sum; gauge: the last value; distribution: up to [`SentryOptions::max_distribution_values`] values rebuilt from the sketch, always with the exact min and max; set: the unique count as a gauge. Legacy `statsd` items with [`SentryOptions::legacy_statsd`] |
 //! | drops | `client_report` items | piggybacked on envelopes, or sent on their own by a flush |
 //!
-//! One `tally-sentry` thread sends the envelopes; nothing here runs on application threads.
-//! Its queue holds [`SentryOptions::queue`] envelopes and drops the newest when full
-//! (`queue_overflow`). It gzips bodies of 1 KiB and more, honours `X-Sentry-Rate-Limits` per
+//! The sink encodes and sends envelopes on its lane thread; nothing here runs on application
+//! threads. The lane keeps separate room for sessions, errors, metrics and transactions, and
+//! what a full room refuses is reported as `queue_overflow`. The sink gzips bodies of 1 KiB and more, honours `X-Sentry-Rate-Limits` per
 //! category, `Retry-After`, and a bare 429 (60 s), and retries connection failures and 5xx
 //! answers with exponential backoff while a pending flush's deadline allows. A request whose
 //! answer times out is not retried (Sentry may have it already). Every item dropped is counted in
@@ -32,9 +32,11 @@ pub(crate) mod common;
 mod dsn;
 pub(crate) mod envelope;
 pub(crate) mod event;
+mod item;
 pub(crate) mod metrics;
 mod ratelimit;
 mod session;
+mod spooled;
 mod stacktrace;
 pub(crate) mod time;
 mod transaction;
@@ -51,15 +53,15 @@ use serde_json::{json, Map, Value};
 use self::client_report::{ClientReports, DiscardReason};
 use self::common::Common;
 pub use self::dsn::{Dsn, DsnError};
+use self::item::{Item, ItemBody, Outgoing};
 use self::metrics::MetricOptions;
 use self::ratelimit::Category;
-use self::transport::{Accounts, Item, ItemBody, Outgoing, Transport, TransportOptions};
+use self::transport::{Transport, TransportOptions};
 use super::spool::SpoolOptions;
 use super::tls::ExtraRoots;
-use super::Sink;
+use super::{Sink, SinkContext};
 use crate::batch::{Batch, ErrorEvent, Transaction};
 use crate::error::{ExportError, ExportErrorKind};
-use crate::pipeline::Shared;
 use crate::scrub::Scrubber;
 use crate::stats::{Carried, DropReason, Stats};
 
@@ -256,7 +258,16 @@ impl SentryOptions {
         self
     }
 
-    /// Envelopes waiting to be sent (default 30); more are dropped (`queue_overflow`).
+    /// Kept for compatibility; it has no effect. The sink no longer has a queue of envelopes
+    /// of its own: it sends on its lane, whose rooms (one per kind of data, set by
+    /// [`Builder::sink_queue`](crate::Builder::sink_queue),
+    /// [`Builder::error_queue`](crate::Builder::error_queue) and
+    /// [`Builder::transaction_queue`](crate::Builder::transaction_queue)) bound what waits, and
+    /// what they refuse is reported as `queue_overflow`.
+    #[deprecated(
+        since = "0.2.0",
+        note = "the lane's rooms bound what waits: see Builder::sink_queue"
+    )]
     pub fn queue(mut self, capacity: usize) -> Self {
         self.queue = capacity;
         self
@@ -313,7 +324,8 @@ impl SentryOptions {
 /// The Sentry sink (built by the [`Builder`](crate::Builder)).
 pub(crate) struct SentrySink {
     options: SentryOptions,
-    shared: Arc<Shared>,
+    /// The sink's context, from [`Sink::start`].
+    cx: Option<SinkContext>,
     transport: Transport,
     reports: Arc<ClientReports>,
     scrubber: Scrubber,
@@ -324,7 +336,7 @@ pub(crate) struct SentrySink {
 }
 
 impl SentrySink {
-    pub(crate) fn new(options: SentryOptions, shared: Arc<Shared>) -> std::io::Result<Self> {
+    pub(crate) fn new(options: SentryOptions) -> Self {
         let reports = Arc::new(ClientReports::new());
         let transport_options = TransportOptions {
             url: options.dsn.envelope_url(),
@@ -333,33 +345,50 @@ impl SentrySink {
             connect_timeout: options.connect_timeout,
             roots: options.roots.clone(),
             timeout: options.timeout,
-            queue: options.queue,
             max_retries: options.max_retries,
             compress_min: options.compress_min,
             client_reports: options.client_reports,
             spool: options.spool.clone(),
-            debug: shared.config.debug,
         };
-        let accounts = Accounts::new(reports.clone(), Some(shared.clone()));
-        let transport = Transport::start(transport_options, accounts)?;
+        let transport = Transport::new(transport_options, reports.clone());
         let scrubber = Scrubber::new(options.send_default_pii, options.scrub_keys.clone());
         let mut ids = time::Ids::new();
         let process_trace_id = (u128::from(ids.next_u64()) << 64) | u128::from(ids.next_u64());
-        Ok(SentrySink {
+        SentrySink {
             options,
-            shared,
+            cx: None,
             transport,
             reports,
             scrubber,
             ids,
             process_trace_id,
             reported: None,
-        })
+        }
     }
 
-    /// Turns the pipeline's own drops since the last batch into client reports.
+    /// Books `count` records as given up for `reason` in the pipeline's statistics.
+    fn lose(&self, reason: DropReason, count: u64) {
+        if let Some(cx) = &self.cx {
+            cx.lose(reason, count);
+        }
+    }
+
+    /// Turns the pipeline's own drops, and what the lane refused this sink, since the last
+    /// batch into client reports.
     fn report_pipeline_drops(&mut self) {
-        let stats = self.shared.counters.snapshot(0);
+        let Some(cx) = &self.cx else { return };
+        let refused = cx.take_refused();
+        let lane = [
+            (Category::Session, refused.sessions),
+            (Category::Error, refused.errors),
+            (Category::TraceMetric, refused.metrics),
+            (Category::Transaction, refused.transactions),
+            (Category::Span, refused.spans),
+        ];
+        for (category, quantity) in lane {
+            self.reports.record(DiscardReason::QueueOverflow, category, quantity);
+        }
+        let stats = cx.stats();
         let before = self.reported.replace(stats.clone());
         let delta = |now: u64, then: Option<u64>| now.saturating_sub(then.unwrap_or(0));
         let dropped =
@@ -410,11 +439,6 @@ impl SentrySink {
             self.reports.record(DiscardReason::BeforeSend, Category::Error, 1);
             return;
         };
-        if self.transport.is_full() {
-            self.reports.record(DiscardReason::QueueOverflow, Category::Error, 1);
-            self.shared.counters.dropped(DropReason::SinkQueueFull, 1);
-            return;
-        }
         let (event_id, payload) = event::encode(common, &error, &mut self.ids);
         let item = Item::new(Category::Error, 1, ItemBody::Plain { item_type: "event", payload });
         self.transport.send(Outgoing { header: self.header(Some(&event_id)), items: vec![item] });
@@ -444,13 +468,6 @@ impl SentrySink {
                 Category::Span,
                 u64::from(tx.dropped_spans),
             );
-        }
-        if self.transport.is_full() {
-            self.reports.record(DiscardReason::QueueOverflow, Category::Transaction, 1);
-            let spans = tx.spans.len() as u64 + 1;
-            self.reports.record(DiscardReason::QueueOverflow, Category::Span, spans);
-            self.shared.counters.dropped(DropReason::SinkQueueFull, 1);
-            return;
         }
         let (event_id, payload) = transaction::encode(common, &tx, &mut self.ids);
         let mut header = self.header(Some(&event_id));
@@ -507,7 +524,7 @@ impl SentrySink {
                 self.options.max_distribution_values,
             );
             self.reports.record(DiscardReason::Invalid, Category::Default, invalid);
-            self.shared.counters.dropped(DropReason::SinkError, invalid);
+            self.lose(DropReason::SinkError, invalid);
             if payload.is_empty() {
                 return;
             }
@@ -531,8 +548,10 @@ impl SentrySink {
         }
         self.reports.record(DiscardReason::Invalid, Category::TraceMetric, encoded.invalid);
         if !encoded.non_finite.is_empty() {
-            self.shared.counters.dropped(DropReason::SinkError, encoded.non_finite.len() as u64);
-            self.shared.counters.metric_losses.lose("sentry", &encoded.non_finite);
+            self.lose(DropReason::SinkError, encoded.non_finite.len() as u64);
+            if let Some(cx) = &self.cx {
+                cx.lose_carried(&encoded.non_finite);
+            }
         }
         for container in encoded.containers {
             let count = container.count;
@@ -557,6 +576,11 @@ impl Sink for SentrySink {
         "sentry"
     }
 
+    fn start(&mut self, cx: SinkContext) {
+        self.transport.start(cx.clone());
+        self.cx = Some(cx);
+    }
+
     fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
         self.report_pipeline_drops();
         let scrubber = self.scrubber.clone();
@@ -574,7 +598,8 @@ impl Sink for SentrySink {
 
     fn flush(&mut self, deadline: Instant) -> Result<(), ExportError> {
         self.report_pipeline_drops();
-        if self.transport.flush(deadline) {
+        self.transport.flush();
+        if Instant::now() <= deadline {
             Ok(())
         } else {
             Err(ExportError::new(
@@ -586,7 +611,8 @@ impl Sink for SentrySink {
 
     fn shutdown(&mut self, deadline: Instant) -> Result<(), ExportError> {
         self.report_pipeline_drops();
-        if self.transport.shutdown(deadline) {
+        self.transport.shutdown();
+        if Instant::now() <= deadline {
             Ok(())
         } else {
             Err(ExportError::new(
