@@ -13,10 +13,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::series::MetricKind;
 use super::series::SeriesEntry;
 use super::set::{AtomicSet, SetState};
 use super::sketch::{AtomicSketch, Sketch};
+use crate::fields::MetricKind;
 
 /// Orders gauge writes across threads, so "last" means last.
 static GAUGE_SEQUENCE: AtomicU64 = AtomicU64::new(1);

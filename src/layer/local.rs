@@ -292,7 +292,7 @@ pub(crate) fn with_thread<R>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::series::MetricKind;
+    use crate::fields::MetricKind;
 
     #[test]
     fn rejected_series_keep_a_bounded_table_and_reach_the_overflow_series() {

@@ -11,9 +11,10 @@ use super::local::Series;
 use super::plan::Plans;
 use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
-use crate::aggregate::series::{MetricDesc, MetricKind, SeriesEntry, SeriesTags};
+use crate::aggregate::series::{MetricDesc, SeriesEntry, SeriesTags};
 use crate::aggregate::tag::Tag;
 use crate::batch::session_counter::{MODE_TAG, SESSIONS_METRIC, STATUS_TAG};
+use crate::fields::MetricKind;
 use crate::pipeline::Shared;
 
 /// Whether a session is the whole process or one request.
