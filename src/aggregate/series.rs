@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::cell::CellValue;
 use super::hash::{hash_str, mix};
 use super::tag::Tag;
+use super::value::CellValue;
 use crate::fields::MetricKind;
 
 /// One metric: a name, a kind and a unit, shared by all of its series.

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::sinks::SinkHandle;
 use super::ticket::FlushTicket;
-use crate::aggregate::cell::{Accumulator, Cell, CellValue};
+use crate::aggregate::accumulator::Accumulator;
+use crate::aggregate::cell::Cell;
 use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::{SeriesEntry, SeriesTags};
+use crate::aggregate::value::CellValue;
 use crate::batch::{
     Batch, CounterValue, DistributionValue, GaugeValue, MetricKind, MetricRecord, MetricValue,
     SessionStatus, SessionUpdate, SetValue, Tag,

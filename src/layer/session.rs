@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use super::local::Series;
 use super::plan::Plans;
-use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::{MetricDesc, SeriesEntry, SeriesTags};
 use crate::aggregate::tag::Tag;
+use crate::aggregate::value::Number;
 use crate::batch::session_counter::{MODE_TAG, SESSIONS_METRIC, STATUS_TAG};
 use crate::fields::MetricKind;
 use crate::pipeline::Shared;
