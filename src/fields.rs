@@ -60,6 +60,9 @@ pub const UNIT_SEPARATOR: char = '@';
 pub const MESSAGE: &str = "message";
 /// The event's error (`error = &e as &dyn Error`); never a tag, captured as the error chain.
 pub const ERROR: &str = "error";
+/// The tag key that names a span in span metrics (`span:NAME`): written by the layer, read back
+/// by the summary that groups span timings.
+pub(crate) const SPAN_TAG: &str = "span";
 
 /// Span field naming the span's operation (`db.query`, `http.server`).
 pub const SENTRY_OP: &str = "sentry.op";
