@@ -7,9 +7,14 @@ use std::time::{Duration, SystemTime};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::aggregate::cell::Cell;
+use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::registry::{Limits, Registry};
+use crate::aggregate::series::{MetricDesc, SeriesEntry, SeriesTags};
+use crate::aggregate::tag::Tag;
+use crate::batch::session_counter::{MODE_TAG, SESSIONS_METRIC, STATUS_TAG};
 use crate::batch::{ErrorEvent, SessionStatus, SessionUpdate, Transaction};
 use crate::config::Config;
+use crate::fields::MetricKind;
 use crate::stats::{Counters, DropReason};
 
 /// The epoch value that tells writers the pipeline has shut down.
@@ -100,6 +105,44 @@ impl ProcessSession {
     pub(crate) fn needs_init(&self) -> bool {
         !self.init_sent.load(Ordering::Relaxed)
     }
+}
+
+// The `sessions` counter's series: the layer counts request sessions into them and the flusher
+// the process session's end, so they are named here, below both.
+
+/// Whether a session is the whole process or one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionMode {
+    Application,
+    Request,
+}
+
+impl SessionMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SessionMode::Application => "application",
+            SessionMode::Request => "request",
+        }
+    }
+}
+
+/// The tags of the session counter with this mode and status, and their hash.
+pub(crate) fn session_tags(mode: SessionMode, status: &str) -> (u64, SeriesTags) {
+    let hash = tag_hash(hash_str(MODE_TAG), hash_value_text(mode.as_str().as_bytes()))
+        .wrapping_add(tag_hash(hash_str(STATUS_TAG), hash_value_text(status.as_bytes())));
+    (hash, SeriesTags::from_iter([Tag::new(MODE_TAG, mode.as_str()), Tag::new(STATUS_TAG, status)]))
+}
+
+/// The series of the session counter with this mode and status (outside the series limits).
+pub(crate) fn session_entry(shared: &Shared, mode: SessionMode, status: &str) -> Arc<SeriesEntry> {
+    let metric = sessions_metric(shared);
+    let (tags_hash, tags) = session_tags(mode, status);
+    Arc::new(SeriesEntry::new(series_hash(metric.hash, tags_hash), metric, tags, false, 0))
+}
+
+/// The session counter's metric (also held by the plans, for the hot path).
+fn sessions_metric(shared: &Shared) -> Arc<MetricDesc> {
+    shared.registry.metric(SESSIONS_METRIC, MetricKind::Counter, true, None)
 }
 
 /// State shared by every thread that records into one pipeline.

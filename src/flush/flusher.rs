@@ -16,7 +16,7 @@ use crate::batch::{
     Batch, CounterValue, DistributionValue, GaugeValue, MetricKind, MetricRecord, MetricValue,
     SessionStatus, SessionUpdate, SetValue, Tag,
 };
-use crate::layer::session::{session_entry, SessionMode};
+use crate::pipeline::{session_entry, SessionMode};
 use crate::pipeline::{Inbox, Shared};
 use crate::sink::summary::Totals;
 use crate::stats::{Counters, Stats};
