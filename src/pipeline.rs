@@ -1,7 +1,7 @@
 //! The state one pipeline shares between the layer (the writers) and the flusher (the reader).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -255,4 +255,37 @@ impl Shared {
             Err(TrySendError::Disconnected(_)) => self.counters.dropped(DropReason::Closed, 1),
         }
     }
+}
+
+/// Every pipeline whose guard is alive: how code that holds only a span (outgoing trace
+/// headers) reaches its pipeline's state. Kept here, below the layer and the flusher, so
+/// neither has to import the other for it.
+static LISTED: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// A pipeline's place among the live ones ([`listed`]). Its owner is the flusher's control,
+/// which the guard holds: dropping it takes the pipeline off the list.
+pub(crate) struct Listing {
+    id: u64,
+}
+
+impl Listing {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        let mut listed = LISTED.lock().unwrap_or_else(PoisonError::into_inner);
+        listed.retain(|s| s.strong_count() > 0);
+        listed.push(Arc::downgrade(shared));
+        Listing { id: shared.id }
+    }
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        let mut listed = LISTED.lock().unwrap_or_else(PoisonError::into_inner);
+        listed.retain(|s| s.upgrade().is_some_and(|s| s.id != self.id));
+    }
+}
+
+/// The shared state of the live pipeline with this id.
+pub(crate) fn listed(id: u64) -> Option<Arc<Shared>> {
+    let listed = LISTED.lock().unwrap_or_else(PoisonError::into_inner);
+    listed.iter().filter_map(Weak::upgrade).find(|s| s.id == id)
 }

@@ -209,7 +209,7 @@ pub(crate) fn headers_for(span: &tracing::Span) -> Option<TraceHeaders> {
             Some(false) => "-0",
             None => "",
         };
-        let baggage = crate::flush::Control::shared_of(pipeline_of(&span)?)
+        let baggage = crate::pipeline::listed(pipeline_of(&span)?)
             .and_then(|shared| dsc(&shared, &link))
             .map(|entries| headers::format_baggage(&entries));
         Some(TraceHeaders {
