@@ -129,7 +129,7 @@ impl Control {
                 };
                 // Not `dispatcher::with_default`: that panics when called from inside a
                 // subscriber callback, and a manual flush may be.
-                crate::layer::local::suppressed(|| {
+                crate::reentry::suppressed(|| {
                     let rollup = state.shared.config.rollup_interval;
                     if shutdown {
                         worker::shutdown(state, &ticket, rollup);

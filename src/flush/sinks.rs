@@ -96,7 +96,7 @@ impl SinkHandle {
         let thread =
             std::thread::Builder::new().name(format!("tally-sink-{name}")).spawn(move || {
                 // Nothing this thread does may feed events back into the layer.
-                crate::layer::local::suppress_this_thread();
+                crate::reentry::suppress_this_thread();
                 for message in inbox {
                     match message {
                         Message::Export(batch) => runner.export(&batch),
