@@ -36,8 +36,7 @@
 //!   tag, the last one wins.
 
 use std::borrow::Cow;
-
-use crate::aggregate::series::MetricKind;
+use std::fmt;
 
 /// Prefix of a monotonic counter field: `monotonic_counter.NAME`.
 pub const MONOTONIC_COUNTER_PREFIX: &str = "monotonic_counter.";
@@ -61,6 +60,9 @@ pub const UNIT_SEPARATOR: char = '@';
 pub const MESSAGE: &str = "message";
 /// The event's error (`error = &e as &dyn Error`); never a tag, captured as the error chain.
 pub const ERROR: &str = "error";
+/// The tag key that names a span in span metrics (`span:NAME`): written by the layer, read back
+/// by the summary that groups span timings.
+pub(crate) const SPAN_TAG: &str = "span";
 
 /// Span field naming the span's operation (`db.query`, `http.server`).
 pub const SENTRY_OP: &str = "sentry.op";
@@ -129,6 +131,38 @@ pub(crate) enum FieldName {
     Message,
     /// The error field.
     Error,
+}
+
+/// The kind of a metric, from its field prefix (see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum MetricKind {
+    /// A sum per interval (`monotonic_counter.`, `counter.`).
+    Counter,
+    /// Last, min, max, sum and count per interval (`gauge.`).
+    Gauge,
+    /// Count, sum, min, max and quantiles per interval (`histogram.`, `distribution.`, `timing.`).
+    Distribution,
+    /// Number of unique values per interval (`set.`).
+    Set,
+}
+
+impl MetricKind {
+    /// The lower-case name used in exported records: `counter`, `gauge`, `distribution`, `set`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Distribution => "distribution",
+            MetricKind::Set => "set",
+        }
+    }
+}
+
+impl fmt::Display for MetricKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A parsed metric field name.

@@ -127,6 +127,7 @@ mod layer;
 mod panic_hook;
 mod pipeline;
 pub mod propagation;
+mod reentry;
 mod scrub;
 pub mod serverless;
 pub mod sink;

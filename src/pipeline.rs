@@ -1,15 +1,20 @@
 //! The state one pipeline shares between the layer (the writers) and the flusher (the reader).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::aggregate::cell::Cell;
+use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::registry::{Limits, Registry};
+use crate::aggregate::series::{MetricDesc, SeriesEntry, SeriesTags};
+use crate::aggregate::tag::Tag;
+use crate::batch::session_counter::{MODE_TAG, SESSIONS_METRIC, STATUS_TAG};
 use crate::batch::{ErrorEvent, SessionStatus, SessionUpdate, Transaction};
 use crate::config::Config;
+use crate::fields::MetricKind;
 use crate::stats::{Counters, DropReason};
 
 /// The epoch value that tells writers the pipeline has shut down.
@@ -100,6 +105,44 @@ impl ProcessSession {
     pub(crate) fn needs_init(&self) -> bool {
         !self.init_sent.load(Ordering::Relaxed)
     }
+}
+
+// The `sessions` counter's series: the layer counts request sessions into them and the flusher
+// the process session's end, so they are named here, below both.
+
+/// Whether a session is the whole process or one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionMode {
+    Application,
+    Request,
+}
+
+impl SessionMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SessionMode::Application => "application",
+            SessionMode::Request => "request",
+        }
+    }
+}
+
+/// The tags of the session counter with this mode and status, and their hash.
+pub(crate) fn session_tags(mode: SessionMode, status: &str) -> (u64, SeriesTags) {
+    let hash = tag_hash(hash_str(MODE_TAG), hash_value_text(mode.as_str().as_bytes()))
+        .wrapping_add(tag_hash(hash_str(STATUS_TAG), hash_value_text(status.as_bytes())));
+    (hash, SeriesTags::from_iter([Tag::new(MODE_TAG, mode.as_str()), Tag::new(STATUS_TAG, status)]))
+}
+
+/// The series of the session counter with this mode and status (outside the series limits).
+pub(crate) fn session_entry(shared: &Shared, mode: SessionMode, status: &str) -> Arc<SeriesEntry> {
+    let metric = sessions_metric(shared);
+    let (tags_hash, tags) = session_tags(mode, status);
+    Arc::new(SeriesEntry::new(series_hash(metric.hash, tags_hash), metric, tags, false, 0))
+}
+
+/// The session counter's metric (also held by the plans, for the hot path).
+fn sessions_metric(shared: &Shared) -> Arc<MetricDesc> {
+    shared.registry.metric(SESSIONS_METRIC, MetricKind::Counter, true, None)
 }
 
 /// State shared by every thread that records into one pipeline.
@@ -212,4 +255,37 @@ impl Shared {
             Err(TrySendError::Disconnected(_)) => self.counters.dropped(DropReason::Closed, 1),
         }
     }
+}
+
+/// Every pipeline whose guard is alive: how code that holds only a span (outgoing trace
+/// headers) reaches its pipeline's state. Kept here, below the layer and the flusher, so
+/// neither has to import the other for it.
+static LISTED: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// A pipeline's place among the live ones ([`listed`]). Its owner is the flusher's control,
+/// which the guard holds: dropping it takes the pipeline off the list.
+pub(crate) struct Listing {
+    id: u64,
+}
+
+impl Listing {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        let mut listed = LISTED.lock().unwrap_or_else(PoisonError::into_inner);
+        listed.retain(|s| s.strong_count() > 0);
+        listed.push(Arc::downgrade(shared));
+        Listing { id: shared.id }
+    }
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        let mut listed = LISTED.lock().unwrap_or_else(PoisonError::into_inner);
+        listed.retain(|s| s.upgrade().is_some_and(|s| s.id != self.id));
+    }
+}
+
+/// The shared state of the live pipeline with this id.
+pub(crate) fn listed(id: u64) -> Option<Arc<Shared>> {
+    let listed = LISTED.lock().unwrap_or_else(PoisonError::into_inner);
+    listed.iter().filter_map(Weak::upgrade).find(|s| s.id == id)
 }

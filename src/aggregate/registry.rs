@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::hash::{hash_str, hash_value_text, series_hash, tag_hash, BuildPassThrough};
-use super::series::{ByHash, MetricDesc, SeriesEntry};
-use super::series::{MetricKind, SeriesTags};
+use super::series::{ByHash, MetricDesc, SeriesEntry, SeriesTags};
 use super::tag::Tag;
+use crate::fields::MetricKind;
 
 const SHARDS: usize = 64;
 

@@ -1,48 +1,16 @@
 //! Metric descriptions and series entries: the identity of what is aggregated.
 
 use std::borrow::Borrow;
-use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::cell::CellValue;
 use super::hash::{hash_str, mix};
 use super::tag::Tag;
-
-/// The kind of a metric, from its field prefix (see [`fields`](crate::fields)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum MetricKind {
-    /// A sum per interval (`monotonic_counter.`, `counter.`).
-    Counter,
-    /// Last, min, max, sum and count per interval (`gauge.`).
-    Gauge,
-    /// Count, sum, min, max and quantiles per interval (`histogram.`, `distribution.`, `timing.`).
-    Distribution,
-    /// Number of unique values per interval (`set.`).
-    Set,
-}
-
-impl MetricKind {
-    /// The lower-case name used in exported records: `counter`, `gauge`, `distribution`, `set`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricKind::Counter => "counter",
-            MetricKind::Gauge => "gauge",
-            MetricKind::Distribution => "distribution",
-            MetricKind::Set => "set",
-        }
-    }
-}
-
-impl fmt::Display for MetricKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::value::CellValue;
+use crate::fields::MetricKind;
 
 /// One metric: a name, a kind and a unit, shared by all of its series.
 #[derive(Debug)]

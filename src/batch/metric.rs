@@ -2,10 +2,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use crate::aggregate::series::MetricKind;
 use crate::aggregate::series::SeriesEntry;
 use crate::aggregate::sketch::Sketch;
 pub use crate::aggregate::tag::Tag;
+pub use crate::fields::MetricKind;
 
 /// One series' value over one roll-up interval.
 #[derive(Clone)]

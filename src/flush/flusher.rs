@@ -7,14 +7,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::lane::{self, Lane};
 use super::ticket::FlushTicket;
-use crate::aggregate::cell::{Accumulator, Cell, CellValue};
+use crate::aggregate::accumulator::Accumulator;
+use crate::aggregate::cell::Cell;
 use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::{SeriesEntry, SeriesTags};
+use crate::aggregate::value::CellValue;
 use crate::batch::{
     Batch, CounterValue, DistributionValue, GaugeValue, MetricKind, MetricRecord, MetricValue,
     SessionStatus, SessionUpdate, SetValue, Tag,
 };
-use crate::layer::session::{session_entry, SessionMode};
+use crate::pipeline::{session_entry, SessionMode};
 use crate::pipeline::{Inbox, Shared};
 use crate::sink::summary::Totals;
 use crate::stats::{Counters, Stats};

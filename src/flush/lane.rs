@@ -336,7 +336,7 @@ impl Lane {
             std::thread::Builder::new().name(format!("tally-sink-{}", cx.sink_name())).spawn(
                 move || {
                     // Nothing this thread does may feed events back into the layer.
-                    crate::layer::local::suppress_this_thread();
+                    crate::reentry::suppress_this_thread();
                     runner.start();
                     run(&mut runner, &channel);
                 },

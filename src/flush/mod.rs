@@ -20,7 +20,7 @@ pub(crate) use self::flusher::Flusher;
 pub(crate) use self::lane::Lane;
 use self::ticket::FlushTicket;
 use self::worker::Command;
-use crate::pipeline::Shared;
+use crate::pipeline::{Listing, Shared};
 use crate::sink::summary::{Summary, Totals};
 use crate::stats::Stats;
 
@@ -37,6 +37,8 @@ pub(crate) struct Control {
     shared: Arc<Shared>,
     mode: Mode,
     totals: Arc<Mutex<Totals>>,
+    /// Keeps the pipeline reachable by id (for outgoing trace headers) while the guard lives.
+    _listing: Listing,
 }
 
 thread_local! {
@@ -69,7 +71,8 @@ impl Control {
                 .spawn(move || worker::run(flusher, inbox))?;
             Mode::Threaded { commands, thread: Mutex::new(Some(thread)) }
         };
-        let control = Arc::new(Control { shared, mode, totals });
+        let _listing = Listing::new(&shared);
+        let control = Arc::new(Control { shared, mode, totals, _listing });
         let mut pipelines = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
         pipelines.retain(|p| p.strong_count() > 0);
         pipelines.push(Arc::downgrade(&control));
@@ -80,16 +83,6 @@ impl Control {
     pub(crate) fn current() -> Option<Arc<Control>> {
         let pipelines = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
         pipelines.iter().rev().filter_map(Weak::upgrade).find(|c| !c.shared.is_closed())
-    }
-
-    /// The shared state of the live pipeline with this id.
-    pub(crate) fn shared_of(id: u64) -> Option<Arc<Shared>> {
-        let pipelines = PIPELINES.lock().unwrap_or_else(PoisonError::into_inner);
-        pipelines
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find(|c| c.shared.id == id)
-            .map(|c| c.shared.clone())
     }
 
     /// Exports everything recorded so far and waits until every sink has it, or `timeout`.
@@ -136,7 +129,7 @@ impl Control {
                 };
                 // Not `dispatcher::with_default`: that panics when called from inside a
                 // subscriber callback, and a manual flush may be.
-                crate::layer::local::suppressed(|| {
+                crate::reentry::suppressed(|| {
                     let rollup = state.shared.config.rollup_interval;
                     if shutdown {
                         worker::shutdown(state, &ticket, rollup);

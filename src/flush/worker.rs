@@ -51,7 +51,7 @@ fn next_flush_after(scheduled: Instant, now: Instant, every: Duration) -> Instan
 /// The flusher thread's body.
 pub(crate) fn run(mut flusher: Flusher, commands: Receiver<Command>) {
     // Nothing this thread does may feed events back into the layer.
-    crate::layer::local::suppress_this_thread();
+    crate::reentry::suppress_this_thread();
     let rollup = flusher.shared.config.rollup_interval;
     let flush_every = flusher.shared.config.flush_interval;
     let mut boundary = next_boundary(SystemTime::now(), rollup);

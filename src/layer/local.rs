@@ -2,9 +2,10 @@
 //!
 //! Borrowing this state is also the layer's re-entrancy guard: while a callback runs, the state is
 //! borrowed, so an event emitted from inside it (say, by a field's `Debug` implementation) finds it
-//! busy and is ignored instead of recursing.
+//! busy and is ignored instead of recursing. Threads doing the pipeline's own work (flusher, sink
+//! senders, a manual flush) are ignored through [`crate::reentry`].
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -20,42 +21,9 @@ use crate::aggregate::series::{ByHash, MetricDesc, SeriesTags};
 use crate::pipeline::{Shared, CLOSED};
 use crate::stats::DropReason;
 
-/// This thread's state for every pipeline it has recorded into (almost always one).
-struct Local {
-    threads: RefCell<Vec<ThreadState>>,
-    /// Set while this thread runs pipeline work (a manual-mode flush): its events are ignored.
-    suppressed: Cell<bool>,
-}
-
 thread_local! {
-    static LOCAL: Local = const {
-        Local { threads: RefCell::new(Vec::new()), suppressed: Cell::new(false) }
-    };
-}
-
-/// Makes the layer ignore every event and span of this thread from now on (flusher and sink
-/// threads). Other layers still see them.
-///
-/// This is not `dispatcher::with_default(&Dispatch::none(), ..)`: a scoped dispatcher that
-/// lives as long as the thread would make tracing-core take its slower scoped-dispatch path for
-/// every event of every thread in the process.
-pub(crate) fn suppress_this_thread() {
-    let _ = LOCAL.try_with(|local| local.suppressed.set(true));
-}
-
-/// Runs `f` with the layer ignoring this thread's events, so a sink that logs through `tracing`
-/// while it runs on an application thread (manual mode) cannot feed the pipeline.
-pub(crate) fn suppressed<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let previous = self.0;
-            let _ = LOCAL.try_with(|local| local.suppressed.set(previous));
-        }
-    }
-    let previous = LOCAL.try_with(|local| local.suppressed.replace(true)).unwrap_or(false);
-    let _restore = Restore(previous);
-    f()
+    /// This thread's state for every pipeline it has recorded into (almost always one).
+    static THREADS: RefCell<Vec<ThreadState>> = const { RefCell::new(Vec::new()) };
 }
 
 const PLAN_CACHE_LEN: usize = 64;
@@ -246,12 +214,12 @@ pub(crate) fn with_thread<R>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&mut ThreadState) -> R,
 ) -> Option<R> {
-    let result = LOCAL.try_with(|local| {
-        let Ok(mut threads) = local.threads.try_borrow_mut() else {
+    let result = THREADS.try_with(|threads| {
+        let Ok(mut threads) = threads.try_borrow_mut() else {
             shared.counters.dropped(DropReason::Reentrant, 1);
             return None;
         };
-        if local.suppressed.get() {
+        if crate::reentry::is_suppressed() {
             // The pipeline's own work: not telemetry the application asked for.
             return None;
         }
@@ -292,7 +260,7 @@ pub(crate) fn with_thread<R>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::series::MetricKind;
+    use crate::fields::MetricKind;
 
     #[test]
     fn rejected_series_keep_a_bounded_table_and_reach_the_overflow_series() {

@@ -18,13 +18,10 @@ use crate::aggregate::series::MetricDesc;
 use crate::aggregate::tag::TagKeyText;
 use crate::batch::session_counter::SESSIONS_METRIC;
 use crate::batch::MetricKind;
-use crate::fields::{self, FieldName, SpanField};
+use crate::fields::{self, FieldName, SpanField, SPAN_TAG};
 use crate::pipeline::{clock, Shared};
 use crate::scrub::{Scrubber, FILTERED};
 use crate::stats::{Counters, DropReason};
-
-/// The tag key that names a span in span metrics.
-pub(crate) const SPAN_TAG: &str = "span";
 
 /// The key of a callsite in plan tables: the address of its static metadata.
 #[inline]

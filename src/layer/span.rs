@@ -14,15 +14,15 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::guard;
 use super::local::{Series, ThreadState};
-use super::plan::{is_sensitive, Plan, Plans, SpanPlan, SPAN_TAG};
+use super::plan::{is_sensitive, Plan, Plans, SpanPlan};
 use super::session;
 use super::span_data::{BusyIdle, SpanData, SpanMeta, SpanTag};
 use super::trace;
-use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_value_text, series_hash, tag_hash};
 use crate::aggregate::series::{MetricDesc, SeriesTags};
+use crate::aggregate::value::Number;
 use crate::batch::{FieldValue, Tag};
-use crate::fields::truncate_tag_value;
+use crate::fields::{truncate_tag_value, SPAN_TAG};
 use crate::pipeline::clock;
 use crate::scrub::FILTERED;
 use crate::stats::Counters;

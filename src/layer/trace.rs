@@ -1,4 +1,5 @@
-//! Traces: the sampling decision at the root, the spans of kept traces, propagation headers.
+//! Traces: the sampling decision at the root, the spans of kept traces, the state behind outgoing
+//! propagation headers (their format is [`crate::propagation::headers`]).
 //!
 //! Recording is on only when a traces sample rate or sampler is configured. A root span draws
 //! (or inherits from upstream) `sample_rand` and decides once; its descendants copy the decision
@@ -186,7 +187,8 @@ pub(crate) fn dsc(shared: &Shared, link: &TraceLink) -> Option<Vec<(String, Stri
     Some(entries)
 }
 
-/// Outgoing headers for `span` (see [`crate::propagation::trace_headers`]).
+/// Outgoing headers for `span` (see [`crate::propagation::trace_headers`]): the span's trace
+/// state, formatted by [`TraceHeaders::new`].
 pub(crate) fn headers_for(span: &tracing::Span) -> Option<TraceHeaders> {
     span.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<Registry>()?;
@@ -204,22 +206,9 @@ pub(crate) fn headers_for(span: &tracing::Span) -> Option<TraceHeaders> {
                 .unwrap_or(fallback_trace_id)
         });
         let sampled = link.sampling().map(|s| s.sampled);
-        let flag = match sampled {
-            Some(true) => "-1",
-            Some(false) => "-0",
-            None => "",
-        };
-        let baggage = crate::flush::Control::shared_of(pipeline_of(&span)?)
-            .and_then(|shared| dsc(&shared, &link))
-            .map(|entries| headers::format_baggage(&entries));
-        Some(TraceHeaders {
-            sentry_trace: format!("{trace_id:032x}-{span_id:016x}{flag}"),
-            traceparent: format!(
-                "00-{trace_id:032x}-{span_id:016x}-{}",
-                if sampled == Some(true) { "01" } else { "00" }
-            ),
-            baggage,
-        })
+        let baggage =
+            crate::pipeline::listed(pipeline_of(&span)?).and_then(|shared| dsc(&shared, &link));
+        Some(TraceHeaders::new(trace_id, span_id, sampled, baggage.as_deref()))
     })
     .flatten()
 }

@@ -12,9 +12,9 @@ use tracing_core::field::{Field, Visit};
 
 use super::guard;
 use super::plan::{EventPlan, FieldRole, TagKey};
-use crate::aggregate::cell::Number;
 use crate::aggregate::hash::{hash_bytes, hash_integer, hash_unsigned, hash_value_text, tag_hash};
 use crate::aggregate::series::{MetricDesc, SeriesTags};
+use crate::aggregate::value::Number;
 use crate::batch::{MetricKind, Tag};
 use crate::fields::{truncate_tag_value, MAX_TAG_VALUE_LEN};
 use crate::scrub::FILTERED;

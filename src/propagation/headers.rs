@@ -12,6 +12,30 @@ pub struct TraceHeaders {
 }
 
 impl TraceHeaders {
+    /// The headers that continue trace `trace_id` from span `span_id`. `sampled` is the trace's
+    /// sampling decision (`None`: not made, traces are off); `baggage` the `sentry-*` entries
+    /// (keys without the prefix) of its dynamic sampling context.
+    pub(crate) fn new(
+        trace_id: u128,
+        span_id: u64,
+        sampled: Option<bool>,
+        baggage: Option<&[(String, String)]>,
+    ) -> Self {
+        // `sentry-trace` leaves the flag out when no decision was made; `traceparent` has no
+        // such state, and says "not sampled".
+        let flag = match sampled {
+            Some(true) => "-1",
+            Some(false) => "-0",
+            None => "",
+        };
+        let trace_flags = if sampled == Some(true) { "01" } else { "00" };
+        TraceHeaders {
+            sentry_trace: format!("{trace_id:032x}-{span_id:016x}{flag}"),
+            traceparent: format!("00-{trace_id:032x}-{span_id:016x}-{trace_flags}"),
+            baggage: baggage.map(format_baggage),
+        }
+    }
+
     /// The `sentry-trace` header: `<trace id>-<span id>-<1|0>`.
     pub fn sentry_trace(&self) -> &str {
         &self.sentry_trace
@@ -146,7 +170,7 @@ pub(crate) fn parse_baggage(header: &str) -> Vec<(String, String)> {
 }
 
 /// A `baggage` header from `sentry-*` entries (keys without the prefix).
-pub(crate) fn format_baggage(entries: &[(String, String)]) -> String {
+fn format_baggage(entries: &[(String, String)]) -> String {
     let mut out = String::new();
     for (key, value) in entries {
         if !out.is_empty() {
@@ -198,6 +222,27 @@ mod tests {
 
     const TRACE: &str = "771a43a4192642f0b136d5159a501700";
     const SPAN: &str = "b0e6f15b45c36b12";
+
+    #[test]
+    fn outgoing_headers_format() {
+        let (trace_id, span_id) = (0x771a43a4192642f0b136d5159a501700, 0xb0e6f15b45c36b12);
+        let baggage =
+            [("trace_id".to_owned(), TRACE.to_owned()), ("sampled".to_owned(), "true".to_owned())];
+        let kept = TraceHeaders::new(trace_id, span_id, Some(true), Some(&baggage));
+        assert_eq!(kept.sentry_trace(), format!("{TRACE}-{SPAN}-1"));
+        assert_eq!(kept.traceparent(), format!("00-{TRACE}-{SPAN}-01"));
+        assert_eq!(
+            kept.baggage(),
+            Some(format!("sentry-trace_id={TRACE},sentry-sampled=true").as_str())
+        );
+        let dropped = TraceHeaders::new(trace_id, span_id, Some(false), None);
+        assert_eq!(dropped.sentry_trace(), format!("{TRACE}-{SPAN}-0"));
+        assert_eq!(dropped.traceparent(), format!("00-{TRACE}-{SPAN}-00"));
+        assert_eq!(dropped.baggage(), None);
+        let undecided = TraceHeaders::new(trace_id, span_id, None, None);
+        assert_eq!(undecided.sentry_trace(), format!("{TRACE}-{SPAN}"));
+        assert_eq!(undecided.traceparent(), format!("00-{TRACE}-{SPAN}-00"));
+    }
 
     #[test]
     fn sentry_trace_headers_parse() {

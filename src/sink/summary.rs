@@ -10,7 +10,7 @@ use crate::aggregate::series::SeriesEntry;
 use crate::aggregate::sketch::Sketch;
 use crate::batch::{Batch, MetricValue};
 use crate::config::SummaryOutput;
-use crate::layer::plan::SPAN_TAG;
+use crate::fields::SPAN_TAG;
 use crate::stats::Stats;
 
 /// Prefix of the pipeline's own metrics, left out of the summary tables.

@@ -48,8 +48,7 @@ impl Carried {
     /// (a sink's spool): the ledger books by name, so the metric's other traits do not matter.
     #[cfg(any(feature = "sentry", feature = "datadog"))]
     pub(crate) fn named(name: &str, values: f64) -> Carried {
-        let metric =
-            MetricDesc::new(name, crate::aggregate::series::MetricKind::Counter, false, None);
+        let metric = MetricDesc::new(name, crate::fields::MetricKind::Counter, false, None);
         Carried { metric: Arc::new(metric), values }
     }
 
@@ -181,7 +180,7 @@ impl MetricLosses {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::series::MetricKind;
+    use crate::fields::MetricKind;
 
     fn carried(name: &str, values: f64) -> Carried {
         Carried {

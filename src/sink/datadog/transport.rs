@@ -122,7 +122,7 @@ impl Transport {
             spool: None,
         };
         let thread = std::thread::Builder::new().name("tally-datadog".into()).spawn(move || {
-            crate::layer::local::suppress_this_thread();
+            crate::reentry::suppress_this_thread();
             // On this thread: opening the spool reads the disk.
             if let Some(options) = worker.options.spool.clone() {
                 let book = book(worker.losses.clone());

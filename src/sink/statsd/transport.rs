@@ -109,7 +109,7 @@ impl Transport {
             logged: false,
         };
         let thread = std::thread::Builder::new().name("tally-statsd".into()).spawn(move || {
-            crate::layer::local::suppress_this_thread();
+            crate::reentry::suppress_this_thread();
             worker.run(&inbox);
         })?;
         Ok(Transport { queue: sender, thread: Some(thread), counts, book })
