@@ -453,7 +453,8 @@ impl Builder {
         self
     }
 
-    /// Capacity of the queue of finished transactions waiting for the flusher.
+    /// Capacity of the queue of finished transactions waiting for the flusher, and of each
+    /// sink's room for transactions (default 10,000; the queue is also bounded at 16 MiB).
     pub fn transaction_queue(mut self, capacity: usize) -> Self {
         self.transaction_queue = capacity;
         self

@@ -36,8 +36,10 @@ pub const DEFAULT_SINK_QUEUE: usize = 64;
 
 /// Default largest number of child spans kept per transaction.
 pub const DEFAULT_MAX_SPANS: usize = 1000;
-/// Default capacity of the queue of finished transactions waiting for the flusher.
-pub const DEFAULT_TRANSACTION_QUEUE: usize = 256;
+/// Default capacity of the queue of finished transactions waiting for the flusher (and of each
+/// sink's room for transactions). The queue is also bounded in bytes (16 MiB), whichever
+/// comes first; a burst beyond it lowers the sample rate (backpressure).
+pub const DEFAULT_TRANSACTION_QUEUE: usize = 10_000;
 
 /// A predicate on span metadata (the span filter).
 pub(crate) type SpanFilter = Arc<dyn Fn(&Metadata<'_>) -> bool + Send + Sync>;

@@ -110,6 +110,7 @@
 #![cfg_attr(docsrs, deny(rustdoc::broken_intra_doc_links))]
 
 mod aggregate;
+mod backpressure;
 mod batch;
 mod builder;
 mod config;

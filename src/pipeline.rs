@@ -1,6 +1,6 @@
 //! The state one pipeline shares between the layer (the writers) and the flusher (the reader).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -11,8 +11,9 @@ use crate::aggregate::hash::{hash_str, hash_value_text, series_hash, tag_hash};
 use crate::aggregate::registry::{Limits, Registry};
 use crate::aggregate::series::{MetricDesc, SeriesEntry, SeriesTags};
 use crate::aggregate::tag::Tag;
+use crate::backpressure::Backpressure;
 use crate::batch::session_counter::{MODE_TAG, SESSIONS_METRIC, STATUS_TAG};
-use crate::batch::{ErrorEvent, SessionStatus, SessionUpdate, Transaction};
+use crate::batch::{ErrorEvent, FieldValue, SessionStatus, SessionUpdate, TraceSpan, Transaction};
 use crate::config::Config;
 use crate::fields::MetricKind;
 use crate::stats::{Counters, DropReason};
@@ -156,6 +157,10 @@ pub(crate) struct Shared {
     pub(crate) clock_base: ClockBase,
     /// The process session, when release health is on.
     pub(crate) session: Option<ProcessSession>,
+    /// How much root spans are downsampled while traces cannot keep up.
+    pub(crate) backpressure: Backpressure,
+    /// Approximate bytes of the transactions waiting for the flusher.
+    transaction_bytes: AtomicUsize,
     /// Roll-up epoch: advanced by the flusher at every interval, [`CLOSED`] after shutdown.
     epoch: AtomicU64,
     new_cells: Sender<Arc<Cell>>,
@@ -196,6 +201,8 @@ impl Shared {
             counters: Counters::default(),
             clock_base: ClockBase::now(),
             session,
+            backpressure: Backpressure::default(),
+            transaction_bytes: AtomicUsize::new(0),
             epoch: AtomicU64::new(0),
             new_cells: cells_tx,
             errors: errors_tx,
@@ -245,16 +252,55 @@ impl Shared {
         }
     }
 
-    /// Queues a finished transaction for the flusher; counts it when the queue is full.
+    /// Queues a finished transaction for the flusher; counts it when the queue is full (in
+    /// transactions, or in bytes: [`MAX_TRANSACTION_BYTES`]), and tells the backpressure
+    /// monitor.
     pub(crate) fn submit_transaction(&self, transaction: Transaction) {
-        match self.transactions.try_send(transaction) {
+        let bytes = transaction_bytes(&transaction);
+        let queued = self.transaction_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let result = if queued.saturating_add(bytes) > MAX_TRANSACTION_BYTES {
+            Err(TrySendError::Full(transaction))
+        } else {
+            self.transactions.try_send(transaction)
+        };
+        if result.is_err() {
+            self.transaction_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+        match result {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.counters.dropped(DropReason::TransactionQueueFull, 1);
+                self.backpressure.strain();
             }
             Err(TrySendError::Disconnected(_)) => self.counters.dropped(DropReason::Closed, 1),
         }
     }
+
+    /// Takes the transactions waiting for the flusher.
+    pub(crate) fn take_transactions(&self, inbox: &Inbox) -> Vec<Transaction> {
+        let taken: Vec<Transaction> = inbox.transactions.try_iter().collect();
+        let bytes = taken.iter().map(transaction_bytes).sum();
+        self.transaction_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        taken
+    }
+}
+
+/// The most the queue of finished transactions holds, in approximate bytes, whatever its
+/// capacity in transactions: a burst of large traces is bounded in memory too.
+pub(crate) const MAX_TRANSACTION_BYTES: usize = 16 << 20;
+
+/// What a transaction takes in memory, approximately: its spans, their names and fields.
+fn transaction_bytes(transaction: &Transaction) -> usize {
+    let span = |span: &TraceSpan| {
+        std::mem::size_of::<TraceSpan>()
+            + span.name.len()
+            + span.op.len()
+            + span.description.as_ref().map_or(0, String::len)
+            + span.fields.len() * (std::mem::size_of::<(&str, FieldValue)>() + 16)
+    };
+    std::mem::size_of::<Transaction>()
+        + span(&transaction.root)
+        + transaction.spans.iter().map(span).sum::<usize>()
 }
 
 /// Every pipeline whose guard is alive: how code that holds only a span (outgoing trace

@@ -170,7 +170,7 @@ impl Flusher {
             }
         }
         let errors: Vec<_> = self.inbox.errors.try_iter().collect();
-        let transactions: Vec<_> = self.inbox.transactions.try_iter().collect();
+        let transactions = self.shared.take_transactions(&self.inbox);
         let batch = Batch {
             metrics,
             errors,
@@ -189,7 +189,15 @@ impl Flusher {
             }
         }
         for sink in &mut self.sinks {
+            if sink.is_strained() {
+                self.shared.backpressure.strain();
+            }
             sink.join_if_finished();
+        }
+        // The backpressure check runs at scheduled exports (every flush in manual mode), as
+        // Sentry's monitor runs on a period: an explicit flush does not count as one.
+        if ticket.is_none() || self.shared.config.manual {
+            self.shared.backpressure.check();
         }
         Counters::bump(&self.shared.counters.flushes, 1);
         self.last_flush = Some(started.elapsed());

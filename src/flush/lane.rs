@@ -232,6 +232,9 @@ impl Runner {
         cx.lose_records(reason, &part.batch.metrics);
         if reason == DropReason::SinkQueueFull {
             cx.signals().refused.add(part.refused());
+            if part.kind == Kind::Transactions {
+                cx.report_backpressure();
+            }
         }
     }
 }
@@ -409,6 +412,18 @@ impl Lane {
                 drop(queue);
                 cx.signals().request(ticket.deadline);
                 channel.ready.notify_one();
+            }
+        }
+    }
+
+    /// Whether the room for transactions is more than half full: the sink is not keeping up
+    /// with traces.
+    pub(crate) fn is_strained(&self) -> bool {
+        match self {
+            Lane::Inline(_) => false,
+            Lane::Threaded { channel, rooms, .. } => {
+                let room = Kind::Transactions as usize;
+                channel.lock().used[room] * 2 > rooms.capacity(Kind::Transactions)
             }
         }
     }

@@ -55,7 +55,7 @@ pub(crate) fn link(
             let rate = if rate.is_nan() { 0.0 } else { rate.clamp(0.0, 1.0) };
             let rand =
                 incoming.as_ref().and_then(|u| u.sample_rand).unwrap_or_else(|| unit(random()));
-            (rate, rand < rate, rand)
+            downsample(shared, rate, rand)
         }
         (None, Some(Upstream { sampled: Some(sampled), sample_rate, sample_rand, .. })) => {
             let rate = sample_rate.unwrap_or(traces.sample_rate);
@@ -73,7 +73,7 @@ pub(crate) fn link(
         (None, _) => {
             let rand =
                 incoming.as_ref().and_then(|u| u.sample_rand).unwrap_or_else(|| unit(random()));
-            (traces.sample_rate, rand < traces.sample_rate, rand)
+            downsample(shared, traces.sample_rate, rand)
         }
     };
     let trace_id = incoming.as_ref().map_or(data.trace_id, |u| u.trace_id);
@@ -95,6 +95,17 @@ pub(crate) fn link(
         crate::stats::Counters::bump(&shared.counters.unsampled_traces, 1);
         TraceLink::Unsampled { trace_id, sampling, upstream_baggage }
     };
+}
+
+/// A root's own sampling decision at `rate`, lowered by backpressure: the rate in effect,
+/// whether the trace is kept, and `rand`. A root that only backpressure left out is counted.
+fn downsample(shared: &Shared, rate: f64, rand: f64) -> (f64, bool, f64) {
+    let effective = shared.backpressure.scale(rate);
+    let sampled = rand < effective;
+    if !sampled && rand < rate {
+        crate::stats::Counters::bump(&shared.counters.downsampled_traces, 1);
+    }
+    (effective, sampled, rand)
 }
 
 /// The record of a span of a kept trace.

@@ -151,6 +151,14 @@ impl SinkContext {
         self.inner.shared.counters.metric_losses.lose(&self.inner.name, carried);
     }
 
+    /// Tells the pipeline that the sink (or its backend) cannot keep up with traces, for
+    /// example because the backend rate-limits transactions: new root spans are sampled at a
+    /// lower rate until a check finds the pipeline healthy again (see
+    /// [`Stats::downsampled_traces`]).
+    pub fn report_backpressure(&self) {
+        self.inner.shared.backpressure.strain();
+    }
+
     /// A snapshot of the pipeline's statistics (what it dropped, and why).
     pub fn stats(&self) -> Stats {
         self.inner.shared.counters.snapshot(self.inner.shared.registry.live())

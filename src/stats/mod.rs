@@ -100,6 +100,8 @@ pub(crate) struct Counters {
     pub(crate) errors_captured: AtomicU64,
     /// Root spans whose trace was not sampled.
     pub(crate) unsampled_traces: AtomicU64,
+    /// Of those, roots left out only because backpressure lowered the sample rate.
+    pub(crate) downsampled_traces: AtomicU64,
     /// Flushes completed.
     pub(crate) flushes: AtomicU64,
     /// Sink exports that failed (whole batches).
@@ -133,6 +135,7 @@ impl Counters {
             evicted: self.evicted.load(Ordering::Relaxed),
             errors_captured: self.errors_captured.load(Ordering::Relaxed),
             unsampled_traces: self.unsampled_traces.load(Ordering::Relaxed),
+            downsampled_traces: self.downsampled_traces.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),
             export_failures: self.export_failures.load(Ordering::Relaxed),
             live_series,
@@ -156,6 +159,9 @@ pub struct Stats {
     pub errors_captured: u64,
     /// Traces not recorded because their root was not sampled.
     pub unsampled_traces: u64,
+    /// Of the unsampled traces, those left out only because backpressure had lowered the sample
+    /// rate (the sinks could not keep up with traces): they would have been kept otherwise.
+    pub downsampled_traces: u64,
     /// Flushes completed.
     pub flushes: u64,
     /// Sink exports that failed.
@@ -181,6 +187,7 @@ impl fmt::Debug for Stats {
             .field("evicted", &self.evicted)
             .field("errors_captured", &self.errors_captured)
             .field("unsampled_traces", &self.unsampled_traces)
+            .field("downsampled_traces", &self.downsampled_traces)
             .field("flushes", &self.flushes)
             .field("export_failures", &self.export_failures)
             .field("live_series", &self.live_series)

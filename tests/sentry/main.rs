@@ -7,6 +7,7 @@
 mod accounting;
 #[path = "../support/books.rs"]
 mod books;
+mod burst;
 mod config;
 #[path = "../support/deadline.rs"]
 mod deadline;

@@ -407,8 +407,16 @@ impl SentrySink {
             self.reports.record(reason, category, quantity);
         }
         let unsampled = delta(stats.unsampled_traces, before.as_ref().map(|b| b.unsampled_traces));
-        self.reports.record(DiscardReason::SampleRate, Category::Transaction, unsampled);
-        self.reports.record(DiscardReason::SampleRate, Category::Span, unsampled);
+        let downsampled =
+            delta(stats.downsampled_traces, before.as_ref().map(|b| b.downsampled_traces));
+        // Roots that only backpressure left out are `backpressure`, the rest `sample_rate`.
+        for (reason, quantity) in [
+            (DiscardReason::SampleRate, unsampled.saturating_sub(downsampled)),
+            (DiscardReason::Backpressure, downsampled),
+        ] {
+            self.reports.record(reason, Category::Transaction, quantity);
+            self.reports.record(reason, Category::Span, quantity);
+        }
     }
 
     fn header(&self, event_id: Option<&str>) -> Map<String, Value> {

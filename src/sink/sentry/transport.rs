@@ -217,6 +217,10 @@ impl Transport {
             for item in &limited {
                 self.accounts.lose(item, Some(DiscardReason::RatelimitBackoff));
             }
+            if limited.iter().any(|item| item.category == Category::Transaction) {
+                // Sentry's SDKs count a rate-limited transport as unhealthy: sample less.
+                self.report_backpressure();
+            }
             outgoing.items = kept;
             if outgoing.items.is_empty() {
                 return Sent::Settled;
@@ -245,6 +249,12 @@ impl Transport {
             .min(Duration::from_secs(5));
         let jitter = (self.jitter.next_u64() % 1000) as f64 / 2000.0;
         base.mul_f64(1.0 + jitter)
+    }
+
+    fn report_backpressure(&self) {
+        if let Some(cx) = &self.cx {
+            cx.report_backpressure();
+        }
     }
 
     /// The deadline of a pending flush, if one waits.
@@ -367,7 +377,10 @@ impl Transport {
                 );
                 match status {
                     200..=299 => Ok(()),
-                    429 => Err(Failure::Final(None)),
+                    429 => {
+                        self.report_backpressure();
+                        Err(Failure::Final(None))
+                    }
                     413 => {
                         self.log(format_args!("envelope too large (413), dropped"));
                         Err(Failure::Final(Some(DiscardReason::SendError)))
