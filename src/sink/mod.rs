@@ -37,6 +37,9 @@ mod context;
 #[cfg(feature = "datadog")]
 #[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
 pub mod datadog;
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
+pub mod http;
 mod jsonl;
 #[cfg(feature = "test-util")]
 mod memory;

@@ -20,6 +20,7 @@ mod shared;
 mod shutdown;
 mod spool;
 mod tls;
+mod transport;
 
 use std::time::Duration;
 

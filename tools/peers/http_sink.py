@@ -191,6 +191,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "peers-http-sink/1"
     timeout = 120
+    # Headers and body go out in two writes: without TCP_NODELAY the body waits for the
+    # client's delayed ACK (40 ms) on every kept-alive connection.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         if VERBOSE:

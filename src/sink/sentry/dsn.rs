@@ -23,8 +23,9 @@
 //! [`DsnError`] message.
 
 use std::fmt;
-use std::net::Ipv6Addr;
 use std::str::FromStr;
+
+use crate::sink::http::url::{self, Scheme, Url, UrlError};
 
 /// The Sentry protocol version sent in the auth header (`sentry_version=7`, spec §4.3).
 const PROTOCOL_VERSION: u8 = 7;
@@ -52,33 +53,6 @@ pub struct Dsn {
     path_prefix: String,
     /// The project id: one or more ASCII digits.
     project_id: String,
-}
-
-/// The two schemes Sentry accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Scheme {
-    /// Plain HTTP, default port 80.
-    Http,
-    /// HTTP over TLS, default port 443.
-    Https,
-}
-
-impl Scheme {
-    /// The scheme as written in URLs.
-    fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-
-    /// The port a URL of this scheme uses when it names none.
-    fn default_port(self) -> u16 {
-        match self {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        }
-    }
 }
 
 /// Why a string is not a valid DSN.
@@ -155,43 +129,32 @@ impl fmt::Display for DsnError {
 
 impl std::error::Error for DsnError {}
 
+impl From<UrlError> for DsnError {
+    fn from(error: UrlError) -> Self {
+        match error {
+            UrlError::Empty => DsnError::Empty,
+            UrlError::MissingScheme => DsnError::MissingScheme,
+            UrlError::UnsupportedScheme(scheme) => DsnError::UnsupportedScheme(scheme),
+            UrlError::MissingHost => DsnError::MissingHost,
+            UrlError::InvalidHost(host) => DsnError::InvalidHost(host),
+            UrlError::InvalidPort(port) => DsnError::InvalidPort(port),
+        }
+    }
+}
+
 impl FromStr for Dsn {
     type Err = DsnError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
-        if s.is_empty() {
-            return Err(DsnError::Empty);
-        }
-        let (scheme, rest) = split_scheme(s)?;
-        // The authority ends at the first `/`, `?` or `#` (RFC 3986 §3.2).
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(authority_end);
-        let (userinfo, host_port) = authority.rsplit_once('@').ok_or(DsnError::MissingPublicKey)?;
+        let split = url::split(s).map_err(DsnError::from)?;
+        // The keys first: without an `@`, a secret may sit where the host or port should be,
+        // and the host's errors echo it.
+        let userinfo = split.userinfo.ok_or(DsnError::MissingPublicKey)?;
         let (public_key, secret_key) = parse_userinfo(userinfo)?;
-        let (host, port) = parse_host_port(host_port)?;
-        let (path_prefix, project_id) = parse_path(path)?;
+        let url = split.parse_host().map_err(DsnError::from)?;
+        let (path_prefix, project_id) = parse_path(url.path)?;
+        let Url { scheme, host, port, .. } = url;
         Ok(Dsn { scheme, public_key, secret_key, host, port, path_prefix, project_id })
-    }
-}
-
-/// Splits `scheme://rest`, validating the scheme.
-fn split_scheme(s: &str) -> Result<(Scheme, &str), DsnError> {
-    let (scheme, rest) = s.split_once("://").ok_or(DsnError::MissingScheme)?;
-    // RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). Anything else means the text before
-    // `://` is not a scheme at all (and may contain a key, so it is not echoed).
-    let mut chars = scheme.chars();
-    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !well_formed {
-        return Err(DsnError::MissingScheme);
-    }
-    if scheme.eq_ignore_ascii_case("https") {
-        Ok((Scheme::Https, rest))
-    } else if scheme.eq_ignore_ascii_case("http") {
-        Ok((Scheme::Http, rest))
-    } else {
-        Err(DsnError::UnsupportedScheme(scheme.to_ascii_lowercase()))
     }
 }
 
@@ -218,53 +181,6 @@ fn parse_userinfo(userinfo: &str) -> Result<(String, Option<String>), DsnError> 
         Some(_) => return Err(DsnError::InvalidSecretKey),
     };
     Ok((public.to_owned(), secret))
-}
-
-/// Parses `host[:port]` or `[ipv6][:port]`.
-fn parse_host_port(host_port: &str) -> Result<(String, Option<u16>), DsnError> {
-    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
-        let (address, after) =
-            bracketed.split_once(']').ok_or_else(|| DsnError::InvalidHost(host_port.to_owned()))?;
-        if address.parse::<Ipv6Addr>().is_err() {
-            return Err(DsnError::InvalidHost(host_port.to_owned()));
-        }
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| DsnError::InvalidHost(host_port.to_owned()))?,
-            ),
-        };
-        (format!("[{}]", address.to_ascii_lowercase()), port)
-    } else {
-        let (host, port) = match host_port.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        };
-        if host.is_empty() {
-            return Err(DsnError::MissingHost);
-        }
-        let valid =
-            host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-        if !valid {
-            return Err(DsnError::InvalidHost(host.to_owned()));
-        }
-        (host.to_ascii_lowercase(), port)
-    };
-    let port = match port {
-        None => None,
-        Some(text) => Some(parse_port(text).ok_or_else(|| DsnError::InvalidPort(text.to_owned()))?),
-    };
-    Ok((host, port))
-}
-
-/// Parses a port: 1 to 5 ASCII digits, value in `1..=65535`.
-fn parse_port(text: &str) -> Option<u16> {
-    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse::<u16>().ok().filter(|&port| port != 0)
 }
 
 /// Splits the path into its prefix (starting and ending with `/`) and the project id.
@@ -576,7 +492,7 @@ mod tests {
         fn valid_dsns_round_trip(
             https in any::<bool>(),
             key in "[a-f0-9]{1,32}",
-            host in "[a-z0-9][a-z0-9.-]{0,20}",
+            host in "[a-z0-9][a-z0-9-]{0,8}(\\.[a-z0-9-]{1,8}){0,2}",
             port in proptest::option::of(1u16..),
             prefix in proptest::collection::vec("[a-z0-9]{1,5}", 0..3),
             project in "[0-9]{1,10}",

@@ -57,6 +57,7 @@ use self::item::{Item, ItemBody, Outgoing};
 use self::metrics::MetricOptions;
 use self::ratelimit::Category;
 use self::transport::{Transport, TransportOptions};
+use super::http::{HttpTransport, SharedTransport};
 use super::spool::SpoolOptions;
 use super::tls::ExtraRoots;
 use super::{Sink, SinkContext};
@@ -106,6 +107,7 @@ pub struct SentryOptions {
     compress_min: usize,
     client_reports: bool,
     spool: Option<SpoolOptions>,
+    http: Option<SharedTransport>,
 }
 
 impl fmt::Debug for SentryOptions {
@@ -120,6 +122,7 @@ impl fmt::Debug for SentryOptions {
             .field("queue", &self.queue)
             .field("roots", &self.roots)
             .field("spool", &self.spool)
+            .field("transport", &self.http.as_ref().map_or("ureq", |_| "custom"))
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +156,7 @@ impl SentryOptions {
             compress_min: 1024,
             client_reports: true,
             spool: None,
+            http: None,
         }
     }
 
@@ -311,6 +315,14 @@ impl SentryOptions {
         self
     }
 
+    /// Sends through `transport` instead of the default ureq agent: another HTTP client, or no
+    /// network at all in a test or a benchmark. Rate limits, retries, gzip, the spool and
+    /// client reports stay the sink's. Clones of these options share the transport.
+    pub fn transport(mut self, transport: impl HttpTransport) -> Self {
+        self.http = Some(SharedTransport::new(transport));
+        self
+    }
+
     /// Entries the Sentry project adds to the dynamic sampling context.
     pub(crate) fn dsc_extras(&self) -> Vec<(String, String)> {
         let mut extras = vec![("public_key".to_owned(), self.dsn.public_key().to_owned())];
@@ -341,7 +353,6 @@ impl SentrySink {
         let transport_options = TransportOptions {
             url: options.dsn.envelope_url(),
             auth: options.dsn.auth_header(&format!("tracing-tally/{}", env!("CARGO_PKG_VERSION"))),
-            user_agent: format!("tracing-tally/{}", env!("CARGO_PKG_VERSION")),
             connect_timeout: options.connect_timeout,
             roots: options.roots.clone(),
             timeout: options.timeout,
@@ -349,6 +360,7 @@ impl SentrySink {
             compress_min: options.compress_min,
             client_reports: options.client_reports,
             spool: options.spool.clone(),
+            http: options.http.clone(),
         };
         let transport = Transport::new(transport_options, reports.clone());
         let scrubber = Scrubber::new(options.send_default_pii, options.scrub_keys.clone());

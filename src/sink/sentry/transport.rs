@@ -23,7 +23,6 @@
 //!   rate-limited ones) and a new `sent_at`. What the spool deletes unsent is reported as
 //!   `cache_overflow`.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,6 +34,9 @@ use super::item::{Accounts, Item, ItemBody, Outgoing};
 use super::ratelimit::{Category, RateLimits};
 use super::spooled::{from_record, to_record};
 use super::time::rfc3339;
+use crate::sink::http::{
+    self, HttpErrorKind, HttpRequest, HttpTransport, SharedTransport, UreqTransport,
+};
 use crate::sink::spool::{self, Spool, SpoolOptions, Ticket};
 use crate::sink::tls::ExtraRoots;
 use crate::sink::SinkContext;
@@ -43,11 +45,9 @@ use crate::sink::SinkContext;
 const MIN_REQUEST: Duration = Duration::from_millis(50);
 
 /// How the transport talks to Sentry.
-#[derive(Debug, Clone)]
 pub(crate) struct TransportOptions {
     pub(crate) url: String,
     pub(crate) auth: String,
-    pub(crate) user_agent: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) roots: ExtraRoots,
     pub(crate) timeout: Duration,
@@ -55,18 +55,8 @@ pub(crate) struct TransportOptions {
     pub(crate) compress_min: usize,
     pub(crate) client_reports: bool,
     pub(crate) spool: Option<SpoolOptions>,
-}
-
-fn agent(options: &TransportOptions) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(options.connect_timeout))
-        .tls_config(options.roots.tls_config())
-        .timeout_global(Some(options.timeout))
-        .user_agent(options.user_agent.as_str())
-        .max_idle_connections(2)
-        .build()
-        .into()
+    /// A transport to use instead of the default ureq agent.
+    pub(crate) http: Option<SharedTransport>,
 }
 
 /// What became of an envelope.
@@ -89,7 +79,7 @@ enum Failure {
 
 /// The sender's state, owned by the sink and driven on its lane thread.
 pub(crate) struct Transport {
-    agent: ureq::Agent,
+    http: Box<dyn HttpTransport>,
     options: TransportOptions,
     limits: RateLimits,
     reports: Arc<ClientReports>,
@@ -110,9 +100,12 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     /// A transport; it sends nothing until asked, and books losses in `reports` only until
     /// [`start`](Self::start) gives it the pipeline.
-    pub(crate) fn new(options: TransportOptions, reports: Arc<ClientReports>) -> Transport {
+    pub(crate) fn new(mut options: TransportOptions, reports: Arc<ClientReports>) -> Transport {
         Transport {
-            agent: agent(&options),
+            http: match options.http.take() {
+                Some(http) => Box::new(http),
+                None => Box::new(UreqTransport::new(&options.roots, options.connect_timeout)),
+            },
             options,
             limits: RateLimits::new(),
             accounts: Accounts::new(reports.clone(), None),
@@ -353,26 +346,30 @@ impl Transport {
     }
 
     fn request(&mut self, body: Vec<u8>) -> Result<(), Failure> {
-        let (body, gzip) =
-            if body.len() >= self.options.compress_min { gzip(&body) } else { (body, false) };
-        let mut request = self
-            .agent
-            .post(&self.options.url)
-            .header("Content-Type", "application/x-sentry-envelope")
-            .header("X-Sentry-Auth", &self.options.auth);
-        if gzip {
-            request = request.header("Content-Encoding", "gzip");
+        let compressed =
+            if body.len() >= self.options.compress_min { http::gzip(&body) } else { None };
+        let mut headers = vec![
+            ("Content-Type", "application/x-sentry-envelope"),
+            ("X-Sentry-Auth", self.options.auth.as_str()),
+        ];
+        if compressed.is_some() {
+            headers.push(("Content-Encoding", "gzip"));
         }
-        match request.send(&body[..]) {
+        let request = HttpRequest {
+            method: "POST",
+            url: &self.options.url,
+            headers: &headers,
+            body: compressed.as_deref().unwrap_or(&body),
+            timeout: self.options.timeout,
+        };
+        match self.http.send(request) {
             Ok(response) => {
-                let status = response.status().as_u16();
-                let header =
-                    |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+                let status = response.status;
                 self.limits.update(
                     Instant::now(),
                     status,
-                    header("x-sentry-rate-limits"),
-                    header("retry-after"),
+                    response.header("x-sentry-rate-limits"),
+                    response.header("retry-after"),
                     SystemTime::now(),
                 );
                 match status {
@@ -394,14 +391,12 @@ impl Transport {
             }
             Err(error) => {
                 self.log(format_args!("request failed: {error}"));
-                match error {
-                    // Waiting for (or reading) the answer timed out: the server may have the
-                    // envelope already.
-                    ureq::Error::Timeout(
-                        ureq::Timeout::RecvResponse
-                        | ureq::Timeout::RecvBody
-                        | ureq::Timeout::Global,
-                    ) => Err(Failure::Final(Some(DiscardReason::NetworkError))),
+                match error.kind() {
+                    // The server may have the envelope already: never sent twice.
+                    HttpErrorKind::NoAnswer => {
+                        Err(Failure::Final(Some(DiscardReason::NetworkError)))
+                    }
+                    HttpErrorKind::Invalid => Err(Failure::Final(Some(DiscardReason::SendError))),
                     _ => Err(Failure::Retryable(DiscardReason::NetworkError)),
                 }
             }
@@ -421,17 +416,5 @@ fn requeue(reports: &ClientReports, report: &[u8]) {
         if let (Some(reason), Some(category), Some(quantity)) = (reason, category, quantity) {
             reports.record(reason, category, quantity);
         }
-    }
-}
-
-/// Gzips `body`; on failure (it cannot fail writing to memory) sends it as is.
-fn gzip(body: &[u8]) -> (Vec<u8>, bool) {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 3),
-        flate2::Compression::new(6),
-    );
-    match encoder.write_all(body).and_then(|()| encoder.finish()) {
-        Ok(compressed) => (compressed, true),
-        Err(_) => (body.to_vec(), false),
     }
 }
