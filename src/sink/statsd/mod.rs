@@ -36,6 +36,8 @@ mod address;
 pub(crate) mod encode;
 mod origin;
 pub(crate) mod packet;
+#[cfg(test)]
+mod sink_tests;
 mod telemetry;
 mod transport;
 
