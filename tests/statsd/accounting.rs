@@ -211,7 +211,6 @@ fn check(produced: &Books, lines: &[String], lost: &Books) {
     let events = (EVENTS_PER_ROUND * ROUNDS) as f64;
     assert_eq!(produced.get("acct.requests").values, events, "nothing lost before the sink");
     assert!(lost.get("acct.requests").points > 0, "the faults cost something: {table}");
-    assert!(lines.iter().any(|l| l.starts_with("acct.retries:") && l.contains("|@")));
     assert_eq!(produced.get("acct.retries").values, events, "{table}");
 }
 
@@ -237,5 +236,9 @@ fn unixstream_every_message_is_read_or_counted_lost() {
     // A stream's buffer holds a round many times over: pausing its reader loses nothing.
     let paused = AtomicBool::new(false);
     let (produced, lost) = run(&format!("unixstream://{}", path.display()), &start, &path, &paused);
-    check(&produced, &lines.lock().unwrap(), &lost);
+    let lines = lines.lock().unwrap();
+    check(&produced, &lines, &lost);
+    // Values sent with `|@1/n` were read and weighed (over the datagram socket, a round's last
+    // datagrams, these among them, are the likeliest to be refused).
+    assert!(lines.iter().any(|l| l.starts_with("acct.retries:") && l.contains("|@")));
 }

@@ -177,9 +177,10 @@ impl Encoding {
                 push(&format!("{name}:{}|g{suffix}", number(gauge.last)));
             }
             MetricValue::Set(set) => match set.member_hashes() {
+                // Each member message carries one of the set's unique values.
                 Some(members) => {
                     for member in members {
-                        push(&format!("{name}:{member:016x}|s{suffix}"));
+                        push_share(&format!("{name}:{member:016x}|s{suffix}"), Some(1));
                     }
                 }
                 None => {
@@ -187,7 +188,8 @@ impl Encoding {
                     let series = record.series_hash();
                     let process = std::process::id();
                     for i in 0..sent {
-                        push(&format!("{name}:~{process:x}.{series:x}.{i}|s{suffix}"));
+                        let message = format!("{name}:~{process:x}.{series:x}.{i}|s{suffix}");
+                        push_share(&message, Some(1));
                     }
                     produced.sampled += set.unique - sent;
                 }

@@ -4,11 +4,11 @@
 //!
 //! A record's messages carry the record (see [`Packer::carry`]) into the datagrams that hold
 //! them, so that a datagram given up books exactly the metric points and values it stood for.
-//! A record sent as one message (a counter, a gauge) or whose messages do not say how many
-//! values each stands for (set members) travels whole with its first message. A distribution's
-//! lines say it ([`Packer::share`]): each carries the values it holds, a value sent with
-//! `|@1/n` standing for `n` of them, and the first line also carries the point. A datagram lost
-//! then books what the server would have counted from it, no more and no less.
+//! A counter or a gauge travels whole with its (first) message. A set's members and a
+//! distribution's lines say what each stands for ([`Packer::share`]): a member one unique
+//! value, a line the values it holds, a value sent with `|@1/n` standing for `n` of them; the
+//! first also carries the point. A datagram lost then books what the server would have counted
+//! from it, no more and no less.
 
 use crate::stats::Carried;
 
