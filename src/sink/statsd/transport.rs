@@ -17,9 +17,12 @@
 //!   lost otherwise).
 //!
 //! The first connection is made by the first write, not when the sink is built: an Agent that
-//! is not up yet does not fail the build. (Connecting to a Unix stream socket whose listener's
-//! backlog is full is the one step that can wait longer: the standard library has no connect
-//! timeout for Unix sockets. A listener that accepts nothing for that long is a stuck Agent.)
+//! is not up yet does not fail the build. Two steps of a connection can wait longer, as they
+//! did on the sender thread this sink used to have: resolving a host name (the system's
+//! resolver has its own timeouts; an IP address or `localhost` is not looked up on the
+//! network, and the periodic re-resolution is put off while a flush is pending), and connecting
+//! to a Unix stream socket whose listener's backlog is full (the standard library has no
+//! connect timeout for Unix sockets; such a listener is a stuck Agent).
 
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
@@ -119,7 +122,7 @@ impl Transport {
     /// module's docs). Returns whether the datagram was written; one that was not is counted in
     /// [`counts`](Self::counts) and is the caller's to book.
     pub(crate) fn send(&mut self, bytes: &[u8], deadline: Option<Instant>) -> bool {
-        let result = match self.connected() {
+        let result = match self.connected(deadline) {
             Some(socket) => write(socket, bytes, deadline),
             None => Err(WriteError::Dropped),
         };
@@ -166,10 +169,13 @@ impl Transport {
         self.backoff = (self.backoff * 2).min(RECONNECT_MAX);
     }
 
-    /// The socket, connecting (or resolving a UDP host again) when due.
-    fn connected(&mut self) -> Option<&mut Socket> {
+    /// The socket, connecting (or resolving a UDP host again) when due. A resolution asks the
+    /// system's resolver and may wait on it: one that is only due again waits until no flush
+    /// is pending.
+    fn connected(&mut self, deadline: Option<Instant>) -> Option<&mut Socket> {
         let now = Instant::now();
         let stale = matches!(self.address, Address::Udp { .. })
+            && deadline.is_none()
             && self.resolved_at.is_some_and(|at| now.duration_since(at) >= self.resolve_every);
         if self.socket.is_none() || stale {
             if self.socket.is_none() && self.retry_at.is_some_and(|at| now < at) {
@@ -388,6 +394,21 @@ mod tests {
         assert!(slowest < Duration::from_millis(60), "a write took {slowest:?}");
         assert_eq!(transport.counts.packets_dropped_writer, dropped);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_host_due_for_resolution_is_resolved_again_only_when_no_flush_is_pending() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let address = Address::Udp { host: "localhost".into(), port };
+        // Due again at every write.
+        let mut transport = Transport::new(address, Duration::ZERO);
+        assert!(transport.send(b"a:1|c", None));
+        let first = transport.resolved_at;
+        assert!(transport.send(b"a:1|c", Some(Instant::now() + Duration::from_secs(1))));
+        assert_eq!(transport.resolved_at, first, "put off while a flush waits");
+        assert!(transport.send(b"a:1|c", None));
+        assert!(transport.resolved_at > first);
     }
 
     #[test]
