@@ -399,6 +399,11 @@ impl Sink for StatsdSink {
     fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
         // Without its context the sink could not book what it gives up: the lane books the
         // whole batch instead.
+        // The lane hands over one kind of data at a time: transactions and sessions have no
+        // StatsD form, and a part of them must not cost a telemetry datagram.
+        if batch.metrics().is_empty() && (!self.events || batch.errors().is_empty()) {
+            return Ok(());
+        }
         let Some(cx) = self.cx.clone() else {
             return Err(ExportError::new(ExportErrorKind::Other, "statsd: sink not started"));
         };
