@@ -641,9 +641,7 @@ impl Builder {
         }
         #[cfg(feature = "statsd")]
         for options in self.statsd.drain(..) {
-            let sink = crate::sink::statsd::StatsdSink::new(options, shared.clone())
-                .map_err(BuildError::Spawn)?;
-            sinks.push(Box::new(sink));
+            sinks.push(Box::new(crate::sink::statsd::StatsdSink::new(options)));
         }
         let handles = sinks
             .into_iter()

@@ -24,10 +24,15 @@ pub(crate) const MAX_ROWS: usize = 1024;
 /// The metric name of the row that takes losses once [`MAX_ROWS`] rows exist.
 pub(crate) const OTHER_METRICS: &str = "(other)";
 
-/// What one encoded item stands for: one point of one metric, and the values it carries.
+/// What one encoded item stands for: one point of one metric, and the values it carries; or,
+/// for a point sent as several items (a distribution's values over several StatsD datagrams),
+/// a part of it (see [`Carried::part`]).
 #[derive(Clone)]
 pub(crate) struct Carried {
     metric: Arc<MetricDesc>,
+    /// 1 for a point or its first part, 0 for its other parts: a point split over several items
+    /// is booked as lost once, with the first.
+    points: u64,
     values: f64,
 }
 
@@ -41,7 +46,14 @@ impl Carried {
             MetricValue::Distribution(distribution) => distribution.count as f64,
             MetricValue::Set(set) => set.unique as f64,
         };
-        Carried { metric: record.series.metric.clone(), values }
+        Carried { metric: record.series.metric.clone(), points: 1, values }
+    }
+
+    /// A part of this point that carries `values` of its values; only the `first` part counts
+    /// the point itself.
+    #[cfg(feature = "statsd")]
+    pub(crate) fn part(&self, values: f64, first: bool) -> Carried {
+        Carried { metric: self.metric.clone(), points: u64::from(first), values }
     }
 
     /// A point of the metric called `name` carrying `values`, for a point read back from disk
@@ -49,7 +61,7 @@ impl Carried {
     #[cfg(any(feature = "sentry", feature = "datadog"))]
     pub(crate) fn named(name: &str, values: f64) -> Carried {
         let metric = MetricDesc::new(name, crate::fields::MetricKind::Counter, false, None);
-        Carried { metric: Arc::new(metric), values }
+        Carried { metric: Arc::new(metric), points: 1, values }
     }
 
     /// The metric's name.
@@ -59,7 +71,7 @@ impl Carried {
     }
 
     /// The values carried.
-    #[cfg(any(feature = "sentry", feature = "datadog"))]
+    #[cfg(any(feature = "sentry", feature = "datadog", feature = "statsd"))]
     pub(crate) fn values(&self) -> f64 {
         self.values
     }
@@ -67,13 +79,18 @@ impl Carried {
 
 impl PartialEq for Carried {
     fn eq(&self, other: &Carried) -> bool {
-        Arc::ptr_eq(&self.metric, &other.metric) && self.values == other.values
+        Arc::ptr_eq(&self.metric, &other.metric)
+            && self.points == other.points
+            && self.values == other.values
     }
 }
 
 impl fmt::Debug for Carried {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.metric.name(), self.values)
+        match self.points {
+            1 => write!(f, "{}={}", self.metric.name(), self.values),
+            _ => write!(f, "{}=+{}", self.metric.name(), self.values),
+        }
     }
 }
 
@@ -109,9 +126,9 @@ struct Rows {
 }
 
 impl Rows {
-    /// Adds one point carrying `values` to the row of `sink` and `metric` (or of `sink` and
+    /// Adds `points` carrying `values` to the row of `sink` and `metric` (or of `sink` and
     /// [`OTHER_METRICS`] once the ledger is full), made when missing.
-    fn add(&mut self, sink: &str, metric: &str, values: f64) {
+    fn add(&mut self, sink: &str, metric: &str, points: u64, values: f64) {
         let full = self.count >= MAX_ROWS;
         if !self.by_sink.contains_key(sink) {
             self.by_sink.insert(sink.into(), HashMap::new());
@@ -120,12 +137,12 @@ impl Rows {
         let metric = if full && !metrics.contains_key(metric) { OTHER_METRICS } else { metric };
         match metrics.get_mut(metric) {
             Some(row) => {
-                row.points = row.points.saturating_add(1);
+                row.points = row.points.saturating_add(points);
                 row.values += values;
             }
             None => {
                 self.count += 1;
-                metrics.insert(metric.into(), Row { points: 1, values });
+                metrics.insert(metric.into(), Row { points, values });
             }
         }
     }
@@ -147,7 +164,7 @@ impl MetricLosses {
         // A panic while the lock was held cannot leave a row half-written: keep counting.
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         for item in carried {
-            rows.add(sink, item.metric.name(), item.values);
+            rows.add(sink, item.metric.name(), item.points, item.values);
         }
     }
 
@@ -185,6 +202,7 @@ mod tests {
     fn carried(name: &str, values: f64) -> Carried {
         Carried {
             metric: Arc::new(MetricDesc::new(name, MetricKind::Counter, false, None)),
+            points: 1,
             values,
         }
     }

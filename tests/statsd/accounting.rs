@@ -1,7 +1,8 @@
 //! The books balance under faults: for every metric, what the pipeline produced equals what the
 //! DogStatsD receiver read plus what the pipeline reported lost, exactly, over a Unix datagram
-//! socket and a Unix stream socket whose receiver goes away and comes back, behind a sender
-//! queue small enough to overflow.
+//! socket (whose receive queue, 10 datagrams by default on Linux, overflows now and then) and a
+//! Unix stream socket, whose receiver goes away and comes back. Distributions whose values
+//! repeat are sent with `|@1/n` and split over datagrams: what each datagram carried is booked.
 
 use std::io::Read;
 use std::os::unix::net::{UnixDatagram, UnixListener};
@@ -27,7 +28,9 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn datagrams(path: &Path, lines: Arc<Mutex<Vec<String>>>) -> Receiver {
+    /// Reads datagrams, except while `paused`: the socket's receive queue (10 datagrams by
+    /// default on Linux) then fills and the rest of a flush's datagrams are refused.
+    fn datagrams(path: &Path, lines: Arc<Mutex<Vec<String>>>, paused: Arc<AtomicBool>) -> Receiver {
         let _ = std::fs::remove_file(path);
         let socket = UnixDatagram::bind(path).unwrap();
         socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
@@ -36,6 +39,10 @@ impl Receiver {
         let thread = std::thread::spawn(move || {
             let mut buffer = vec![0u8; 65536];
             loop {
+                if paused.load(Ordering::Relaxed) && !stopping.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
                 match socket.recv(&mut buffer) {
                     Ok(n) => {
                         let text = String::from_utf8(buffer[..n].to_vec()).unwrap();
@@ -107,8 +114,8 @@ impl Drop for Receiver {
     }
 }
 
-/// The messages read, booked by metric: a counter's value, a distribution's values, a gauge's
-/// point.
+/// The messages read, booked by metric: a counter's value, a distribution's values (each
+/// weighted by `1 / rate`, as the Agent counts them), a gauge's point.
 fn delivered(lines: &[String]) -> Books {
     let mut books = Books::default();
     for line in lines {
@@ -116,24 +123,39 @@ fn delivered(lines: &[String]) -> Books {
         let (name, values) = parts.next().unwrap().split_once(':').unwrap();
         let kind = parts.next().unwrap();
         let values: Vec<f64> = values.split(':').map(|v| v.parse().unwrap()).collect();
+        let rate: f64 = parts.find_map(|p| p.strip_prefix('@')).map_or(1.0, |r| r.parse().unwrap());
         match kind {
             "c" => books.add(name, 1, values.iter().sum()),
-            "d" | "h" => books.add(name, 0, values.len() as f64),
+            "d" | "h" => books.add(name, 0, values.len() as f64 * (1.0 / rate).round()),
             _ => books.add(name, 1, values.len() as f64),
         }
     }
     books
 }
 
+/// A distribution of a few values seen many times each: its lines carry `|@1/n`.
+fn repeated_values(round: u64) {
+    for i in 0..EVENTS_PER_ROUND {
+        tracing::info!(distribution.acct.retries = ((i % 4) + 1) as f64 * 10.0, round);
+    }
+}
+
 /// Runs the rounds; what the pipeline produced and what it reported lost.
-fn run(address: &str, start: &dyn Fn() -> Receiver, path: &Path) -> (Books, Books) {
+///
+/// In round 6 the receiver is `paused` while the pipeline flushes (a datagram receiver then
+/// takes the first datagrams and refuses the rest: records split over datagrams arrive in part).
+fn run(
+    address: &str,
+    start: &dyn Fn() -> Receiver,
+    path: &Path,
+    paused: &AtomicBool,
+) -> (Books, Books) {
     let ledger = Ledger::default();
     let options = StatsdOptions::dogstatsd_at(address)
         .unwrap()
         .origin_detection(false)
         .telemetry(false)
-        .max_packet_size(256)
-        .queue(4);
+        .max_packet_size(64);
     let (layer, guard) = Tally::builder()
         .manual()
         .host(None)
@@ -154,8 +176,13 @@ fn run(address: &str, start: &dyn Fn() -> Receiver, path: &Path) -> (Books, Book
         if round == 5 {
             receiver = Some(start());
         }
-        tracing::dispatcher::with_default(&dispatch, || workload(round));
+        tracing::dispatcher::with_default(&dispatch, || {
+            repeated_values(round);
+            workload(round);
+        });
+        paused.store(round == 6, Ordering::Relaxed);
         let _ = guard.flush(Duration::from_secs(2));
+        paused.store(false, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(guard.flush(Duration::from_secs(5)));
@@ -177,12 +204,14 @@ fn check(produced: &Books, lines: &[String], lost: &Books) {
             ("acct.requests", all),
             ("acct.inflight", all),
             ("acct.latency", Compare { points: false, values: true }),
+            ("acct.retries", Compare { points: false, values: true }),
             ("acct.depth", Compare { points: true, values: false }),
         ],
     );
     let events = (EVENTS_PER_ROUND * ROUNDS) as f64;
     assert_eq!(produced.get("acct.requests").values, events, "nothing lost before the sink");
     assert!(lost.get("acct.requests").points > 0, "the faults cost something: {table}");
+    assert_eq!(produced.get("acct.retries").values, events, "{table}");
 }
 
 fn socket(name: &str) -> PathBuf {
@@ -193,8 +222,9 @@ fn socket(name: &str) -> PathBuf {
 fn unixgram_every_message_is_read_or_counted_lost() {
     let path = socket("accounting-unixgram");
     let lines = Arc::new(Mutex::new(Vec::new()));
-    let start = || Receiver::datagrams(&path, lines.clone());
-    let (produced, lost) = run(&format!("unixgram://{}", path.display()), &start, &path);
+    let paused = Arc::new(AtomicBool::new(false));
+    let start = || Receiver::datagrams(&path, lines.clone(), paused.clone());
+    let (produced, lost) = run(&format!("unixgram://{}", path.display()), &start, &path, &paused);
     check(&produced, &lines.lock().unwrap(), &lost);
 }
 
@@ -203,6 +233,12 @@ fn unixstream_every_message_is_read_or_counted_lost() {
     let path = socket("accounting-unixstream");
     let lines = Arc::new(Mutex::new(Vec::new()));
     let start = || Receiver::stream(&path, lines.clone());
-    let (produced, lost) = run(&format!("unixstream://{}", path.display()), &start, &path);
-    check(&produced, &lines.lock().unwrap(), &lost);
+    // A stream's buffer holds a round many times over: pausing its reader loses nothing.
+    let paused = AtomicBool::new(false);
+    let (produced, lost) = run(&format!("unixstream://{}", path.display()), &start, &path, &paused);
+    let lines = lines.lock().unwrap();
+    check(&produced, &lines, &lost);
+    // Values sent with `|@1/n` were read and weighed (over the datagram socket, a round's last
+    // datagrams, these among them, are the likeliest to be refused).
+    assert!(lines.iter().any(|l| l.starts_with("acct.retries:") && l.contains("|@")));
 }

@@ -147,10 +147,14 @@ impl Encoding {
         let name = format!("{}{}", self.name(record.name()), name_suffix);
         let mut produced = Produced::default();
         let max = packer.max();
-        let mut push = |message: &str| {
+        let mut push_share = |message: &str, values: Option<u64>| {
+            if let Some(values) = values {
+                packer.share(values as f64);
+            }
             packer.push(message.as_bytes());
             produced.messages += 1;
         };
+        let mut push = |message: &str| push_share(message, None);
         match record.value() {
             MetricValue::Counter(counter) => {
                 let value = match counter.exact_integer().and_then(|i| i64::try_from(i).ok()) {
@@ -173,9 +177,10 @@ impl Encoding {
                 push(&format!("{name}:{}|g{suffix}", number(gauge.last)));
             }
             MetricValue::Set(set) => match set.member_hashes() {
+                // Each member message carries one of the set's unique values.
                 Some(members) => {
                     for member in members {
-                        push(&format!("{name}:{member:016x}|s{suffix}"));
+                        push_share(&format!("{name}:{member:016x}|s{suffix}"), Some(1));
                     }
                 }
                 None => {
@@ -183,7 +188,8 @@ impl Encoding {
                     let series = record.series_hash();
                     let process = std::process::id();
                     for i in 0..sent {
-                        push(&format!("{name}:~{process:x}.{series:x}.{i}|s{suffix}"));
+                        let message = format!("{name}:~{process:x}.{series:x}.{i}|s{suffix}");
+                        push_share(&message, Some(1));
                     }
                     produced.sampled += set.unique - sent;
                 }
@@ -207,8 +213,9 @@ impl Encoding {
                     let repeat = distribution.count <= self.max_plain_values;
                     plain_timer_values(&name, &pairs, repeat, &suffix, max)
                 };
-                for line in lines {
-                    push(&line);
+                // Each line carries the values it stands for, so a datagram lost books them.
+                for (line, values) in lines {
+                    push_share(&line, Some(values));
                 }
             }
         }
@@ -216,14 +223,15 @@ impl Encoding {
     }
 
     /// DogStatsD value-packed lines: values seen the same number of times `n` share a line with
-    /// `|@1/n`; each line as long as the datagram allows, with room for the suffix.
+    /// `|@1/n`; each line as long as the datagram allows, with room for the suffix. Each line
+    /// comes with the number of values it stands for (`n` per value it holds).
     fn packed_values(
         &self,
         name: &str,
         pairs: &[(f64, u64)],
         suffix: &str,
         max: usize,
-    ) -> Vec<String> {
+    ) -> Vec<(String, u64)> {
         let mut by_count: Vec<(u64, Vec<f64>)> = Vec::new();
         for &(value, count) in pairs {
             match by_count.iter_mut().find(|(n, _)| *n == count) {
@@ -237,21 +245,24 @@ impl Encoding {
                 if count > 1 { format!("|@{}", number(1.0 / count as f64)) } else { String::new() };
             let tail = format!("|{}{rate}{suffix}", self.distribution_type);
             let mut line = String::new();
+            let mut held = 0u64;
             for value in values {
                 let value = number(value);
                 if !line.is_empty() && line.len() + 1 + value.len() + tail.len() > max {
                     line.push_str(&tail);
-                    lines.push(std::mem::take(&mut line));
+                    lines.push((std::mem::take(&mut line), held * count));
+                    held = 0;
                 }
                 if line.is_empty() {
                     line.push_str(name);
                 }
                 line.push(':');
                 line.push_str(&value);
+                held += 1;
             }
             if !line.is_empty() {
                 line.push_str(&tail);
-                lines.push(line);
+                lines.push((line, held * count));
             }
         }
         lines
@@ -284,40 +295,48 @@ impl Encoding {
 
 /// A plain-StatsD timer line: `name:v|ms:v|ms|@r…` (Etsy's several-values form), each value
 /// repeated as often as it was seen when `repeat`, else once with `@1/n`. With a tag `suffix`
-/// (`|#k:v`, which belongs to a whole line), one value per line, each with the suffix.
+/// (`|#k:v`, which belongs to a whole line), one value per line, each with the suffix. Each
+/// line comes with the number of values it stands for.
 fn plain_timer_values(
     name: &str,
     pairs: &[(f64, u64)],
     repeat: bool,
     suffix: &str,
     max: usize,
-) -> Vec<String> {
-    let mut parts: Vec<String> = Vec::new();
+) -> Vec<(String, u64)> {
+    // Each part with the values it stands for: 1 when repeated, `n` with `@1/n`.
+    let mut parts: Vec<(String, u64)> = Vec::new();
     for &(value, count) in pairs {
         let value = number(value);
         if repeat || count == 1 {
-            parts.extend(std::iter::repeat_n(format!("{value}|ms"), count as usize));
+            parts.extend(std::iter::repeat_n((format!("{value}|ms"), 1), count as usize));
         } else {
-            parts.push(format!("{value}|ms|@{}", number(1.0 / count as f64)));
+            parts.push((format!("{value}|ms|@{}", number(1.0 / count as f64)), count));
         }
     }
     if !suffix.is_empty() {
-        return parts.iter().map(|part| format!("{name}:{part}{suffix}")).collect();
+        return parts
+            .iter()
+            .map(|(part, values)| (format!("{name}:{part}{suffix}"), *values))
+            .collect();
     }
     let mut lines = Vec::new();
     let mut line = String::new();
-    for part in parts {
+    let mut held = 0u64;
+    for (part, values) in parts {
         if !line.is_empty() && line.len() + 1 + part.len() > max {
-            lines.push(std::mem::take(&mut line));
+            lines.push((std::mem::take(&mut line), held));
+            held = 0;
         }
         if line.is_empty() {
             line.push_str(name);
         }
         line.push(':');
         line.push_str(&part);
+        held += values;
     }
     if !line.is_empty() {
-        lines.push(line);
+        lines.push((line, held));
     }
     lines
 }
@@ -550,31 +569,40 @@ mod tests {
     fn packed_values_share_a_rate_and_respect_the_limit() {
         let pairs = [(1.0, 1), (2.5, 3), (4.0, 1), (8.0, 3)];
         let lines = dogstatsd().packed_values("lat", &pairs, "|#a:b", 1432);
-        assert_eq!(lines, ["lat:1:4|d|#a:b", "lat:2.5:8|d|@0.3333333333333333|#a:b"]);
+        assert_eq!(
+            lines,
+            [
+                ("lat:1:4|d|#a:b".to_owned(), 2),
+                ("lat:2.5:8|d|@0.3333333333333333|#a:b".to_owned(), 6)
+            ]
+        );
         // A tight limit: every line fits it, every value is kept once.
         let many: Vec<(f64, u64)> = (0..200).map(|i| (f64::from(i) + 0.5, 1)).collect();
         let lines = dogstatsd().packed_values("lat", &many, "|#a:b", 64);
-        assert!(lines.iter().all(|l| l.len() <= 64), "{lines:?}");
+        assert!(lines.iter().all(|(l, _)| l.len() <= 64), "{lines:?}");
         let values: usize =
-            lines.iter().map(|l| l.split('|').next().unwrap().split(':').count() - 1).sum();
+            lines.iter().map(|(l, _)| l.split('|').next().unwrap().split(':').count() - 1).sum();
         assert_eq!(values, 200);
+        assert_eq!(lines.iter().map(|(_, n)| n).sum::<u64>(), 200);
     }
 
     #[test]
     fn plain_timers_repeat_values_or_use_rates() {
+        let lines = |pairs: &[(f64, u64)], repeat, suffix, max| -> Vec<(String, u64)> {
+            plain_timer_values("t", pairs, repeat, suffix, max)
+        };
+        let owned = |expected: &[(&str, u64)]| -> Vec<(String, u64)> {
+            expected.iter().map(|(l, n)| ((*l).to_owned(), *n)).collect()
+        };
         let pairs = [(1.0, 1), (2.0, 2)];
-        assert_eq!(plain_timer_values("t", &pairs, true, "", 1432), ["t:1|ms:2|ms:2|ms"]);
-        assert_eq!(plain_timer_values("t", &pairs, false, "", 1432), ["t:1|ms:2|ms|@0.5"]);
+        assert_eq!(lines(&pairs, true, "", 1432), owned(&[("t:1|ms:2|ms:2|ms", 3)]));
+        assert_eq!(lines(&pairs, false, "", 1432), owned(&[("t:1|ms:2|ms|@0.5", 3)]));
         assert_eq!(
-            plain_timer_values("t", &pairs, false, "|#a:b", 1432),
-            ["t:1|ms|#a:b", "t:2|ms|@0.5|#a:b"],
+            lines(&pairs, false, "|#a:b", 1432),
+            owned(&[("t:1|ms|#a:b", 1), ("t:2|ms|@0.5|#a:b", 2)]),
             "a tag suffix belongs to a whole line: one value per line"
         );
-        let lines = plain_timer_values("t", &[(1.0, 10)], true, "", 12);
-        assert_eq!(
-            lines,
-            ["t:1|ms:1|ms", "t:1|ms:1|ms", "t:1|ms:1|ms", "t:1|ms:1|ms", "t:1|ms:1|ms"]
-        );
+        assert_eq!(lines(&[(1.0, 10)], true, "", 12), owned(&[("t:1|ms:1|ms", 2); 5]));
     }
 
     #[test]

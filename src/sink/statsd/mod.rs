@@ -24,21 +24,24 @@
 //!
 //! Plain StatsD has no tags: [`TagStyle`] chooses how they are folded into the name or dropped.
 //!
-//! Sending happens on one `tally-statsd` thread behind a bounded queue; a full queue or socket
-//! buffer drops datagrams, counted in [`Stats`](crate::Stats) (`sink_queue_full`, `sink_error`; set
-//! members past the synthetic cap as `sink_sampled`)
+//! The sink writes its datagrams itself, on its lane's thread, as it makes them: the lane is its
+//! one thread and one queue. Every socket is non-blocking or, for a Unix stream, waits at most
+//! 100 ms and never past the deadline of a pending flush, so a stuck Agent never holds a flush
+//! or a shutdown up. Batches the lane cannot take and datagrams the socket does not take are
+//! counted in [`Stats`](crate::Stats) (`sink_queue_full`, `sink_error`; set members past the
+//! synthetic cap as `sink_sampled`), in the per-metric ledger (with what each datagram carried)
 //! and in the client telemetry.
 
 mod address;
 pub(crate) mod encode;
 mod origin;
 pub(crate) mod packet;
+#[cfg(test)]
+mod sink_tests;
 mod telemetry;
 mod transport;
 
 use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use self::address::{Address, AddressError, DEFAULT_PORT, DEFAULT_SOCKET};
@@ -48,10 +51,9 @@ use self::origin::Origin;
 use self::packet::Packer;
 use self::telemetry::Telemetry;
 use self::transport::Transport;
-use super::Sink;
+use super::{Sink, SinkContext};
 use crate::batch::Batch;
 use crate::error::{BuildError, ExportError, ExportErrorKind};
-use crate::pipeline::Shared;
 use crate::stats::{Carried, DropReason};
 
 /// Largest UDP payload (65,535 less the UDP and largest IP headers).
@@ -210,8 +212,9 @@ impl StatsdOptions {
         self
     }
 
-    /// Datagrams waiting to be sent (default 2,048 over UDP, 512 over Unix sockets); more are
-    /// dropped and counted.
+    /// Kept for compatibility; has no effect. Datagrams no longer wait in a queue of the
+    /// sink's own: it writes them as it makes them, and what waits is whole batches in its lane
+    /// ([`Builder::sink_queue`](crate::Builder::sink_queue)).
     pub fn queue(mut self, datagrams: usize) -> Self {
         self.queue = Some(datagrams);
         self
@@ -266,10 +269,6 @@ impl StatsdOptions {
         self.max_packet.unwrap_or(default).clamp(64, max)
     }
 
-    fn queue_limit(&self) -> usize {
-        self.queue.unwrap_or(if self.address.is_unix() { 512 } else { 2_048 })
-    }
-
     /// Checks the options against the pipeline's roll-up interval.
     pub(crate) fn validate(&self, rollup: Duration) -> Result<(), BuildError> {
         let invalid = |reason: String| BuildError::InvalidConfig { setting: "statsd", reason };
@@ -319,14 +318,13 @@ pub(crate) struct StatsdSink {
     max_events: usize,
     telemetry: Option<Telemetry>,
     transport: Transport,
-    shared: Arc<Shared>,
-    /// Transport drops already added to the pipeline's counters.
-    reported_queue: u64,
-    reported_writer: u64,
+    /// Given by the lane before anything else ([`Sink::start`]).
+    cx: Option<SinkContext>,
 }
 
 impl StatsdSink {
-    pub(crate) fn new(options: StatsdOptions, shared: Arc<Shared>) -> std::io::Result<Self> {
+    /// A sink for `options`. Nothing is connected yet: the first write connects.
+    pub(crate) fn new(options: StatsdOptions) -> Self {
         let dogstatsd = options.dialect == Dialect::DogStatsd;
         let mut origin = if dogstatsd {
             origin::detect(|name| std::env::var(name).ok(), options.origin_detection)
@@ -343,41 +341,19 @@ impl StatsdSink {
             origin_suffix: origin.suffix(),
             max_plain_values: 1_000,
         };
-        let name = if dogstatsd { "dogstatsd" } else { "statsd" };
-        let ledger = shared.clone();
-        let transport = Transport::start(
-            options.address.clone(),
-            options.queue_limit(),
-            options.resolve_every,
-            shared.config.debug,
-            Arc::new(move |carried| ledger.counters.metric_losses.lose(name, carried)),
-        )?;
         let telemetry = (dogstatsd && options.telemetry)
             .then(|| Telemetry::new(options.address.transport(), options.distribution_type.code()));
-        Ok(StatsdSink {
-            name,
+        StatsdSink {
+            name: if dogstatsd { "dogstatsd" } else { "statsd" },
             encoding,
             max_packet: options.packet_limit(),
-            entity_id: options.entity_id.filter(|_| dogstatsd),
+            entity_id: options.entity_id.clone().filter(|_| dogstatsd),
             events: dogstatsd && options.events,
             max_events: options.max_events,
             telemetry,
-            transport,
-            shared,
-            reported_queue: 0,
-            reported_writer: 0,
-        })
-    }
-
-    /// Adds the transport's drops since the last call to the pipeline's counters.
-    fn report_drops(&mut self) {
-        let counts = &self.transport.counts;
-        let queue = counts.messages_dropped_queue.load(Ordering::Relaxed);
-        let writer = counts.messages_dropped_writer.load(Ordering::Relaxed);
-        self.shared.counters.dropped(DropReason::SinkQueueFull, queue - self.reported_queue);
-        self.shared.counters.dropped(DropReason::SinkError, writer - self.reported_writer);
-        self.reported_queue = queue;
-        self.reported_writer = writer;
+            transport: Transport::new(options.address, options.resolve_every),
+            cx: None,
+        }
     }
 
     /// The batch's global tags in the dialect's naming.
@@ -416,8 +392,25 @@ impl Sink for StatsdSink {
         self.name
     }
 
+    fn start(&mut self, cx: SinkContext) {
+        self.cx = Some(cx);
+    }
+
     fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
-        self.report_drops();
+        // Without its context the sink could not book what it gives up: the lane books the
+        // whole batch instead.
+        // The lane hands over one kind of data at a time: transactions and sessions have no
+        // StatsD form, and a part of them must not cost a telemetry datagram.
+        if batch.metrics().is_empty() && (!self.events || batch.errors().is_empty()) {
+            return Ok(());
+        }
+        let Some(cx) = self.cx.clone() else {
+            return Err(ExportError::new(ExportErrorKind::Other, "statsd: sink not started"));
+        };
+        if let Some(telemetry) = &mut self.telemetry {
+            // Already counted by the lane; only reported to Datadog.
+            telemetry.refused(cx.take_refused().metrics);
+        }
         let global = self.global_tags(batch);
         let mut packer = Packer::new(self.max_packet);
         let (mut dropped, mut sampled) = (0u64, 0u64);
@@ -425,9 +418,9 @@ impl Sink for StatsdSink {
             let tags = merge(&global, record.tags());
             packer.carry(Carried::of(record));
             let produced = self.encoding.record(record, &tags, &mut packer);
-            // No message took the record: lost if its messages were dropped.
+            // What no message took: lost if values were left out.
             if let Some(unsent) = packer.take_pending().filter(|_| produced.dropped > 0) {
-                self.shared.counters.metric_losses.lose(self.name, [&unsent]);
+                cx.lose_carried([&unsent]);
             }
             dropped += produced.dropped;
             sampled += produced.sampled;
@@ -438,13 +431,13 @@ impl Sink for StatsdSink {
         if self.events {
             for (i, error) in batch.errors().iter().enumerate() {
                 if i >= self.max_events {
-                    self.shared.counters.dropped(DropReason::RateLimited, 1);
+                    cx.lose(DropReason::RateLimited, 1);
                     continue;
                 }
                 let tags = merge(&global, &error.tags);
                 let Some(event) = self.encoding.event(error, &tags) else {
                     // Over the Agent's 8 KiB even without its text.
-                    self.shared.counters.dropped(DropReason::SinkError, 1);
+                    cx.lose(DropReason::SinkError, 1);
                     continue;
                 };
                 packer.push(event.as_bytes());
@@ -460,42 +453,34 @@ impl Sink for StatsdSink {
             }
         }
         let (datagrams, oversized, lost) = packer.finish();
-        self.shared.counters.metric_losses.lose(self.name, &lost);
-        for datagram in datagrams {
-            self.transport.send(datagram);
+        cx.lose_carried(&lost);
+        let mut unwritten = 0u64;
+        for datagram in &datagrams {
+            // Read per datagram: a flush asked for meanwhile shortens the writes that follow.
+            if !self.transport.send(&datagram.bytes, cx.deadline()) {
+                unwritten += u64::from(datagram.messages);
+                cx.lose_carried(&datagram.carried);
+            }
+        }
+        if let Some(failure) = self.transport.take_failure() {
+            cx.log(format_args!("{failure}"));
         }
         if sampled > 0 {
-            self.shared.counters.dropped(DropReason::SinkSampled, sampled);
+            cx.lose(DropReason::SinkSampled, sampled);
         }
-        if dropped + oversized > 0 {
-            self.shared.counters.dropped(DropReason::SinkError, dropped + oversized);
+        if dropped + oversized + unwritten > 0 {
+            cx.lose(DropReason::SinkError, dropped + oversized + unwritten);
         }
         Ok(())
     }
 
-    fn flush(&mut self, deadline: Instant) -> Result<(), ExportError> {
-        let done = self.transport.flush(deadline);
-        self.report_drops();
-        if done {
-            Ok(())
-        } else {
-            Err(ExportError::new(
-                ExportErrorKind::Timeout,
-                "statsd: datagrams still queued at the deadline",
-            ))
-        }
+    /// Every datagram was written (or booked as lost) by `export` already.
+    fn flush(&mut self, _deadline: Instant) -> Result<(), ExportError> {
+        Ok(())
     }
 
-    fn shutdown(&mut self, deadline: Instant) -> Result<(), ExportError> {
-        let done = self.transport.shutdown(deadline);
-        self.report_drops();
-        if done {
-            Ok(())
-        } else {
-            Err(ExportError::new(
-                ExportErrorKind::Timeout,
-                "statsd: datagrams still queued at shutdown",
-            ))
-        }
+    fn shutdown(&mut self, _deadline: Instant) -> Result<(), ExportError> {
+        self.transport.close();
+        Ok(())
     }
 }

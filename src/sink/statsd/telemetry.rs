@@ -2,8 +2,23 @@
 //! metrics of every interval as counts since the previous one, tagged `client:rust`,
 //! `client_version` and `client_transport`, so Datadog's client dashboards show this client's
 //! traffic and drops.
-
-use std::sync::atomic::Ordering;
+//!
+//! The names mean what they mean in datadog-go, mapped to this sink's one thread and one queue
+//! (the lane):
+//!
+//! | name | counts |
+//! |---|---|
+//! | `packets_sent`, `bytes_sent` | datagrams written to the socket, and their bytes |
+//! | `packets_dropped_writer`, `bytes_dropped_writer` | datagrams the socket did not take (full buffer, no Agent, failed write) |
+//! | `packets_dropped_queue`, `bytes_dropped_queue` | always 0: no datagram waits in a queue (the sink writes them as it makes them) |
+//! | `packets_dropped`, `bytes_dropped` | the two above added |
+//! | `metric_dropped_on_receive` | metric records the lane refused because its room was full: dropped before they became messages, as datadog-go's channel mode drops metrics when its receive channel is full. Counted in records (one series over one interval), not messages: refused records are never encoded, so their messages, packets and bytes are not known |
+//! | `metrics`, `metrics_by_type` | messages made from the metric records the sink received |
+//! | `aggregated_context`, `aggregated_context_by_type` | those records |
+//! | `events` | captured errors sent as events |
+//!
+//! The refusals are already counted in [`Stats`](crate::Stats) (`sink_queue_full`) and in the
+//! per-metric ledger by the lane; here they are only reported to Datadog.
 
 use super::transport::Counts;
 use crate::batch::MetricKind;
@@ -21,8 +36,10 @@ pub(crate) struct Telemetry {
     /// Aggregated series, by `metrics_type`.
     contexts: Vec<(&'static str, u64)>,
     events: u64,
+    /// Metric records the lane refused.
+    dropped_on_receive: u64,
     /// The transport's counts at the last report.
-    last: [u64; 6],
+    last: Counts,
 }
 
 impl Telemetry {
@@ -33,7 +50,8 @@ impl Telemetry {
             metrics: Vec::new(),
             contexts: Vec::new(),
             events: 0,
-            last: [0; 6],
+            dropped_on_receive: 0,
+            last: Counts::default(),
         }
     }
 
@@ -46,6 +64,11 @@ impl Telemetry {
 
     pub(crate) fn event(&mut self) {
         self.events += 1;
+    }
+
+    /// Counts metric records the lane refused (`metric_dropped_on_receive`).
+    pub(crate) fn refused(&mut self, records: u64) {
+        self.dropped_on_receive += records;
     }
 
     /// The telemetry messages, and a fresh start for the next interval.
@@ -63,18 +86,12 @@ impl Telemetry {
                 base.push_str(value);
             }
         }
-        let now = [
-            counts.packets_sent.load(Ordering::Relaxed),
-            counts.bytes_sent.load(Ordering::Relaxed),
-            counts.packets_dropped_queue.load(Ordering::Relaxed),
-            counts.bytes_dropped_queue.load(Ordering::Relaxed),
-            counts.packets_dropped_writer.load(Ordering::Relaxed),
-            counts.bytes_dropped_writer.load(Ordering::Relaxed),
-        ];
-        let delta: Vec<u64> = now.iter().zip(self.last).map(|(n, l)| n.saturating_sub(l)).collect();
-        self.last = now;
-        let [sent, bytes, queue, queue_bytes, writer, writer_bytes] =
-            [delta[0], delta[1], delta[2], delta[3], delta[4], delta[5]];
+        let delta = |now: u64, last: u64| now.saturating_sub(last);
+        let sent = delta(counts.packets_sent, self.last.packets_sent);
+        let bytes = delta(counts.bytes_sent, self.last.bytes_sent);
+        let writer = delta(counts.packets_dropped_writer, self.last.packets_dropped_writer);
+        let writer_bytes = delta(counts.bytes_dropped_writer, self.last.bytes_dropped_writer);
+        self.last = *counts;
         let total_metrics: u64 = self.metrics.iter().map(|(_, n)| n).sum();
         let total_contexts: u64 = self.contexts.iter().map(|(_, n)| n).sum();
         let mut lines = Vec::new();
@@ -87,13 +104,13 @@ impl Telemetry {
         }
         line("events", self.events, "");
         line("service_checks", 0, "");
-        line("metric_dropped_on_receive", 0, "");
+        line("metric_dropped_on_receive", self.dropped_on_receive, "");
         line("packets_sent", sent, "");
         line("bytes_sent", bytes, "");
-        line("packets_dropped", queue + writer, "");
-        line("bytes_dropped", queue_bytes + writer_bytes, "");
-        line("packets_dropped_queue", queue, "");
-        line("bytes_dropped_queue", queue_bytes, "");
+        line("packets_dropped", writer, "");
+        line("bytes_dropped", writer_bytes, "");
+        line("packets_dropped_queue", 0, "");
+        line("bytes_dropped_queue", 0, "");
         line("packets_dropped_writer", writer, "");
         line("bytes_dropped_writer", writer_bytes, "");
         line("aggregated_context", total_contexts, "");
@@ -103,6 +120,7 @@ impl Telemetry {
         self.metrics.clear();
         self.contexts.clear();
         self.events = 0;
+        self.dropped_on_receive = 0;
         lines
     }
 }
@@ -132,12 +150,15 @@ mod tests {
 
     #[test]
     fn reports_deltas_with_the_official_names() {
-        let counts = Counts::default();
+        let mut counts = Counts::default();
         let mut telemetry = Telemetry::new("udp", "d");
         telemetry.metric(MetricKind::Counter, 1);
         telemetry.metric(MetricKind::Distribution, 3);
         telemetry.event();
-        counts.packets_sent.store(4, Ordering::Relaxed);
+        telemetry.refused(7);
+        counts.packets_sent = 4;
+        counts.packets_dropped_writer = 2;
+        counts.bytes_dropped_writer = 300;
         let lines = telemetry.lines(&counts, &[("env", "prod")]);
         let tags = format!(
             "|c|#client:rust,client_version:{},client_transport:udp,env:prod",
@@ -150,10 +171,19 @@ mod tests {
         assert!(lines.contains(&format!("datadog.dogstatsd.client.events:1{tags}")));
         assert!(lines.contains(&format!("datadog.dogstatsd.client.packets_sent:4{tags}")));
         assert!(lines.contains(&format!("datadog.dogstatsd.client.aggregated_context:2{tags}")));
+        assert!(lines.contains(&format!("datadog.dogstatsd.client.packets_dropped:2{tags}")));
+        assert!(lines.contains(&format!("datadog.dogstatsd.client.bytes_dropped_writer:300{tags}")));
+        assert!(lines.contains(&format!("datadog.dogstatsd.client.packets_dropped_queue:0{tags}")));
+        assert!(
+            lines.contains(&format!("datadog.dogstatsd.client.metric_dropped_on_receive:7{tags}"))
+        );
         // The next report counts from here.
-        counts.packets_sent.store(5, Ordering::Relaxed);
+        counts.packets_sent = 5;
         let lines = telemetry.lines(&counts, &[]);
-        assert!(lines.iter().any(|l| l.starts_with("datadog.dogstatsd.client.packets_sent:1|")));
-        assert!(lines.iter().any(|l| l.starts_with("datadog.dogstatsd.client.metrics:0|")));
+        let starts = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
+        assert!(starts("datadog.dogstatsd.client.packets_sent:1|"));
+        assert!(starts("datadog.dogstatsd.client.metrics:0|"));
+        assert!(starts("datadog.dogstatsd.client.packets_dropped:0|"));
+        assert!(starts("datadog.dogstatsd.client.metric_dropped_on_receive:0|"));
     }
 }
