@@ -399,7 +399,7 @@ mod tests {
         let text = format!("{b:?}");
         assert!(text.contains("o3.example.com") && text.contains("timeout: 7s"), "{text}");
         assert!(!text.contains("secretkey"), "{text}");
-        assert!(b.dsc_extras.iter().any(|(k, v)| k == "org_id" && v == "3"));
+        assert!(b.settings.dsc_extras.iter().any(|(k, v)| k == "org_id" && v == "3"));
 
         let b = apply(Builder::default(), |name: &str| {
             (name == "SENTRY_DSN").then(|| "https://k@host/notanumber".to_owned())
