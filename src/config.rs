@@ -12,40 +12,11 @@ use std::time::Duration;
 use tracing_core::{Level, LevelFilter, Metadata};
 
 use crate::aggregate::tag::Tag;
+use crate::defaults;
 use crate::error::BuildError;
 use crate::fields;
 use crate::scrub::Scrubber;
-
-/// Default length of a roll-up interval: metrics are aggregated per interval.
-pub const DEFAULT_ROLLUP_INTERVAL: Duration = Duration::from_secs(10);
-/// Longest roll-up interval accepted.
-pub const MAX_ROLLUP_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-/// Default time between flushes to the sinks.
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
-/// Default deadline for the final flush when the guard drops.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default limit of live series per metric; values of further series go to the overflow series.
-pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 2000;
-/// Default limit of live series across all metrics.
-pub const DEFAULT_MAX_SERIES: usize = 50_000;
-/// Default number of idle roll-up intervals after which a series is evicted.
-pub const DEFAULT_IDLE_INTERVALS: u32 = 6;
-/// Default name of the span duration distribution.
-pub const DEFAULT_SPAN_METRIC: &str = "span.duration";
-/// Default number of breadcrumbs kept per thread.
-pub const DEFAULT_BREADCRUMBS: usize = 20;
-/// Default capacity of the error capture queue.
-pub const DEFAULT_ERROR_QUEUE: usize = 1024;
-/// Default sustained rate of captured errors per callsite, per second.
-pub const DEFAULT_ERROR_RATE: u32 = 10;
-/// Default burst of captured errors per callsite.
-pub const DEFAULT_ERROR_BURST: u32 = 50;
-/// Default capacity, in batches, of each sink's queue.
-pub const DEFAULT_SINK_QUEUE: usize = 64;
-/// Default largest number of child spans kept per transaction.
-pub const DEFAULT_MAX_SPANS: usize = 1000;
-/// Default capacity of the queue of finished transactions waiting for the flusher.
-pub const DEFAULT_TRANSACTION_QUEUE: usize = 256;
+use crate::summary::SummaryOutput;
 
 /// A predicate on span metadata (the span filter).
 pub(crate) type SpanFilter = Arc<dyn Fn(&Metadata<'_>) -> bool + Send + Sync>;
@@ -71,15 +42,6 @@ pub(crate) struct TraceConfig {
     pub(crate) max_spans: usize,
     pub(crate) min_span_duration: Duration,
     pub(crate) queue: usize,
-}
-
-/// Where the summary table goes when the guard drops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SummaryOutput {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
 }
 
 /// Every setting of a pipeline, as the builder's setters leave it (each setter's documentation
@@ -145,28 +107,28 @@ impl Default for Settings {
             environment: None,
             host: None,
             tags: Vec::new(),
-            rollup_interval: DEFAULT_ROLLUP_INTERVAL,
-            flush_interval: DEFAULT_FLUSH_INTERVAL,
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            rollup_interval: defaults::ROLLUP_INTERVAL,
+            flush_interval: defaults::FLUSH_INTERVAL,
+            shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
             manual: false,
             span_level: LevelFilter::INFO,
             span_filter: None,
-            span_metric: DEFAULT_SPAN_METRIC.to_owned(),
+            span_metric: defaults::SPAN_METRIC.to_owned(),
             span_tags: Vec::new(),
             busy_idle: false,
             capture_span_fields: true,
             send_default_pii: false,
             scrub_keys: Vec::new(),
             error_level: Some(Level::ERROR),
-            error_rate: DEFAULT_ERROR_RATE,
-            error_burst: DEFAULT_ERROR_BURST,
-            error_queue: DEFAULT_ERROR_QUEUE,
-            breadcrumbs: DEFAULT_BREADCRUMBS,
+            error_rate: defaults::ERROR_RATE,
+            error_burst: defaults::ERROR_BURST,
+            error_queue: defaults::ERROR_QUEUE,
+            breadcrumbs: defaults::BREADCRUMBS,
             breadcrumb_level: LevelFilter::INFO,
-            max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
-            max_series: DEFAULT_MAX_SERIES,
-            idle_intervals: DEFAULT_IDLE_INTERVALS,
-            sink_queue: DEFAULT_SINK_QUEUE,
+            max_series_per_metric: defaults::MAX_SERIES_PER_METRIC,
+            max_series: defaults::MAX_SERIES,
+            idle_intervals: defaults::IDLE_INTERVALS,
+            sink_queue: defaults::SINK_QUEUE,
             self_metrics: true,
             summary_output: None,
             debug: false,
@@ -174,9 +136,9 @@ impl Default for Settings {
             trace: TraceConfig {
                 sample_rate: 0.0,
                 sampler: None,
-                max_spans: DEFAULT_MAX_SPANS,
+                max_spans: defaults::MAX_SPANS,
                 min_span_duration: Duration::ZERO,
-                queue: DEFAULT_TRANSACTION_QUEUE,
+                queue: defaults::TRANSACTION_QUEUE,
             },
             sessions: true,
             request_sessions: Vec::new(),
@@ -273,7 +235,7 @@ impl TryFrom<Settings> for Config {
         if s.rollup_interval < Duration::from_millis(1) {
             return Err(invalid("rollup_interval", "must be at least 1 ms"));
         }
-        if s.rollup_interval > MAX_ROLLUP_INTERVAL {
+        if s.rollup_interval > defaults::MAX_ROLLUP_INTERVAL {
             return Err(invalid("rollup_interval", "must be at most one day"));
         }
         if s.flush_interval < Duration::from_millis(1) {

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use tracing_core::{LevelFilter, Metadata};
 
-use crate::config::SummaryOutput;
 use crate::config::{SamplingContext, Settings};
 use crate::error::BuildError;
 use crate::sink::Sink;
+use crate::summary::SummaryOutput;
 
 /// The entry point of explicit configuration: [`Tally::builder`].
 #[derive(Debug, Clone, Copy)]

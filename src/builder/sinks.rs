@@ -12,8 +12,8 @@ use crate::error::BuildError;
 use crate::flush::{Control, FlushGuard, Flusher, SinkHandle};
 use crate::layer::TallyLayer;
 use crate::pipeline::Shared;
-use crate::sink::summary::Totals;
 use crate::sink::{JsonlSink, Sink};
+use crate::summary::Totals;
 
 impl Builder {
     /// Sends errors, transactions, sessions and metrics to Sentry (feature `sentry`).
@@ -25,7 +25,7 @@ impl Builder {
     #[cfg(feature = "sentry")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
     pub fn sentry(self, dsn: &str) -> Result<Self, BuildError> {
-        match crate::sink::SentryOptions::new(dsn) {
+        match crate::sink::sentry::SentryOptions::new(dsn) {
             Ok(options) => Ok(self.sentry_options(options)),
             Err(error) => {
                 Err(BuildError::InvalidConfig { setting: "sentry", reason: error.to_string() })
@@ -36,7 +36,7 @@ impl Builder {
     /// Sends to Sentry with these options (feature `sentry`).
     #[cfg(feature = "sentry")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
-    pub fn sentry_options(mut self, options: crate::sink::SentryOptions) -> Self {
+    pub fn sentry_options(mut self, options: crate::sink::sentry::SentryOptions) -> Self {
         self.settings.dsc_extras = options.dsc_extras();
         self.sentry = Some(options);
         self
@@ -46,7 +46,7 @@ impl Builder {
     /// Datadog Agent (feature `statsd`). Can be called more than once, for several servers.
     #[cfg(feature = "statsd")]
     #[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
-    pub fn statsd(mut self, options: crate::sink::StatsdOptions) -> Self {
+    pub fn statsd(mut self, options: crate::sink::statsd::StatsdOptions) -> Self {
         self.statsd.push(options);
         self
     }
@@ -58,7 +58,7 @@ impl Builder {
     }
 
     /// Sends metrics and captured errors to Datadog's HTTP API (feature `datadog`), no Agent
-    /// needed; the site is `datadoghq.com` unless set with [`DatadogOptions`](crate::sink::DatadogOptions).
+    /// needed; the site is `datadoghq.com` unless set with [`DatadogOptions`](crate::sink::datadog::DatadogOptions).
     ///
     /// # Errors
     ///
@@ -66,7 +66,7 @@ impl Builder {
     #[cfg(feature = "datadog")]
     #[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
     pub fn datadog(self, api_key: &str) -> Result<Self, BuildError> {
-        match crate::sink::DatadogOptions::new(api_key) {
+        match crate::sink::datadog::DatadogOptions::new(api_key) {
             Ok(options) => Ok(self.datadog_options(options)),
             Err(error) => {
                 Err(BuildError::InvalidConfig { setting: "datadog", reason: error.to_string() })
@@ -77,23 +77,25 @@ impl Builder {
     /// Sends to Datadog's HTTP API with these options (feature `datadog`).
     #[cfg(feature = "datadog")]
     #[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
-    pub fn datadog_options(mut self, options: crate::sink::DatadogOptions) -> Self {
+    pub fn datadog_options(mut self, options: crate::sink::datadog::DatadogOptions) -> Self {
         self.datadog = Some(options);
         self
     }
 
     /// The Datadog options set so far (for the environment's settings to amend).
     #[cfg(feature = "datadog")]
-    pub(crate) fn datadog_configured(&mut self) -> &mut Option<crate::sink::DatadogOptions> {
+    pub(crate) fn datadog_configured(
+        &mut self,
+    ) -> &mut Option<crate::sink::datadog::DatadogOptions> {
         &mut self.datadog
     }
 
     /// Sends to the DSN from the environment, keeping the other options already set.
     #[cfg(feature = "sentry")]
-    pub(crate) fn sentry_dsn(self, dsn: crate::sink::Dsn) -> Self {
+    pub(crate) fn sentry_dsn(self, dsn: crate::sink::sentry::Dsn) -> Self {
         let options = match &self.sentry {
             Some(options) => options.clone().with_dsn(dsn),
-            None => crate::sink::SentryOptions::from_dsn(dsn),
+            None => crate::sink::sentry::SentryOptions::from_dsn(dsn),
         };
         self.sentry_options(options)
     }

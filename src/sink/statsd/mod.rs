@@ -86,7 +86,7 @@ impl DistributionType {
 /// Settings of the StatsD sink.
 ///
 /// ```
-/// use tracing_tally::sink::{StatsdOptions, TagStyle};
+/// use tracing_tally::sink::statsd::{StatsdOptions, TagStyle};
 ///
 /// // The Datadog Agent, found as the official clients find it (DD_DOGSTATSD_URL,
 /// // DD_AGENT_HOST and DD_DOGSTATSD_PORT, the Agent's socket, else 127.0.0.1:8125).
