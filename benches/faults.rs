@@ -38,7 +38,7 @@ use tracing::{error, info, info_span, Dispatch};
 use tracing_subscriber::prelude::*;
 
 use support::Discard;
-use tracing_tally::sink::{DatadogOptions, SentryOptions, StatsdOptions};
+use tracing_tally::sink::{datadog::DatadogOptions, sentry::SentryOptions, statsd::StatsdOptions};
 use tracing_tally::{Builder, FlushGuard, Tally};
 
 const API_KEY: &str = "0123456789abcdef0123456789abcdef";

@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 use tracing::info;
 use tracing_subscriber::prelude::*;
 
+use tracing_tally::sink::ExportError;
 use tracing_tally::sink::{Batch, MetricValue, Sink};
-use tracing_tally::{DropReason, ExportError, Stats, Tally};
+use tracing_tally::{DropReason, Stats, Tally};
 
 /// The series budget of one run.
 #[derive(Debug, Clone, Copy)]
@@ -50,10 +51,10 @@ const PROFILES: &[Profile] = &[
     // The builder's defaults.
     Profile {
         name: "default",
-        max_series: tracing_tally::DEFAULT_MAX_SERIES,
-        max_series_per_metric: tracing_tally::DEFAULT_MAX_SERIES_PER_METRIC,
-        idle_intervals: tracing_tally::DEFAULT_IDLE_INTERVALS,
-        sink_queue: tracing_tally::DEFAULT_SINK_QUEUE,
+        max_series: tracing_tally::defaults::MAX_SERIES,
+        max_series_per_metric: tracing_tally::defaults::MAX_SERIES_PER_METRIC,
+        idle_intervals: tracing_tally::defaults::IDLE_INTERVALS,
+        sink_queue: tracing_tally::defaults::SINK_QUEUE,
     },
     // A tight budget: few series, quick eviction, a short sink queue.
     Profile {
@@ -66,10 +67,10 @@ const PROFILES: &[Profile] = &[
     // The default total budget filled: 25,000 series of each metric.
     Profile {
         name: "full",
-        max_series: tracing_tally::DEFAULT_MAX_SERIES,
-        max_series_per_metric: tracing_tally::DEFAULT_MAX_SERIES / 2,
-        idle_intervals: tracing_tally::DEFAULT_IDLE_INTERVALS,
-        sink_queue: tracing_tally::DEFAULT_SINK_QUEUE,
+        max_series: tracing_tally::defaults::MAX_SERIES,
+        max_series_per_metric: tracing_tally::defaults::MAX_SERIES / 2,
+        idle_intervals: tracing_tally::defaults::IDLE_INTERVALS,
+        sink_queue: tracing_tally::defaults::SINK_QUEUE,
     },
     // Every id admitted: what the budget saves.
     Profile {

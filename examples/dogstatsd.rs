@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tracing::{error, info, instrument};
 use tracing_subscriber::prelude::*;
-use tracing_tally::sink::StatsdOptions;
+use tracing_tally::sink::statsd::StatsdOptions;
 
 #[instrument]
 fn handle(route: &'static str, attempt: u32) -> u16 {

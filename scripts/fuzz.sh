@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers and encoders briefly: every target in fuzz/ (cargo-fuzz, libFuzzer) for a
 # bounded number of runs, starting from the committed corpus in fuzz/corpus/<target>. Fails on
-# any crash: a panic, or a violated invariant (see src/fuzzing.rs).
+# any crash: a panic, or a violated invariant (see src/fuzzing/).
 #
 #   bash scripts/fuzz.sh [RUNS_PER_TARGET]      # default 20000 runs per target
 #

@@ -1,68 +1,71 @@
-//! Configuration from environment variables.
-//!
-//! | variable | builder setting | format |
-//! |---|---|---|
-//! | `TALLY_JSONL` | `jsonl_path` / `jsonl_stdout` | a path, or `-` for standard output |
-//! | `TALLY_ROLLUP_INTERVAL` | `rollup_interval` | seconds (`10`, `0.5`) |
-//! | `TALLY_FLUSH_INTERVAL` | `flush_interval` | seconds |
-//! | `TALLY_SHUTDOWN_TIMEOUT` | `shutdown_timeout` | seconds |
-//! | `TALLY_MANUAL` | `manual` | boolean |
-//! | `TALLY_SERVICE`, else `DD_SERVICE` | `service` | text |
-//! | `TALLY_ENVIRONMENT`, else `SENTRY_ENVIRONMENT`, else `DD_ENV` | `environment` | text |
-//! | `TALLY_RELEASE`, else `SENTRY_RELEASE`, else `DD_VERSION` | `release` | text |
-//! | `TALLY_HOST` | `host` | text; empty leaves the host tag out |
-//! | `TALLY_TAGS`, `DD_TAGS` | `tag` | `key:value` pairs separated by commas or spaces |
-//! | `TALLY_SPAN_LEVEL` | `span_level` | `trace`, `debug`, `info`, `warn`, `error`, `off` |
-//! | `TALLY_SPAN_METRIC` | `span_metric` | metric name |
-//! | `TALLY_SPAN_TAGS` | `span_tags` | field names separated by commas |
-//! | `TALLY_BUSY_IDLE` | `busy_idle` | boolean |
-//! | `TALLY_CAPTURE_SPAN_FIELDS` | `capture_span_fields` | boolean |
-//! | `TALLY_SEND_DEFAULT_PII` | `send_default_pii` | boolean |
-//! | `TALLY_ERROR_LEVEL` | `error_level` | level |
-//! | `TALLY_ERROR_RATE`, `TALLY_ERROR_BURST` | `error_rate_limit` | integers |
-//! | `TALLY_ERROR_QUEUE` | `error_queue` | integer |
-//! | `TALLY_BREADCRUMBS`, `TALLY_BREADCRUMB_LEVEL` | `breadcrumbs` | integer; level |
-//! | `TALLY_MAX_SERIES_PER_METRIC` | `max_series_per_metric` | integer |
-//! | `TALLY_MAX_SERIES` | `max_series` | integer |
-//! | `TALLY_IDLE_INTERVALS` | `idle_intervals` | integer |
-//! | `TALLY_SINK_QUEUE` | `sink_queue` | integer |
-//! | `TALLY_SELF_METRICS` | `self_metrics` | boolean |
-//! | `TALLY_SUMMARY` | `summary_on_drop` | `stdout`, `stderr` or `off` |
-//! | `TALLY_DEBUG` | `debug` | boolean |
-//! | `TALLY_TRACES_SAMPLE_RATE`, else `SENTRY_TRACES_SAMPLE_RATE` | `traces_sample_rate` | `0.0` to `1.0` |
-//! | `TALLY_MAX_SPANS` | `max_spans` | integer |
-//! | `TALLY_MIN_SPAN_DURATION` | `min_span_duration` | seconds |
-//! | `TALLY_TRANSACTION_QUEUE` | `transaction_queue` | integer |
-//! | `TALLY_SESSIONS` | `sessions` | boolean |
-//! | `TALLY_REQUEST_SESSIONS` | `request_sessions` | span names separated by commas |
-//! | `TALLY_PANIC_HOOK` | `panic_hook` | boolean |
-//! | `TALLY_ATTACH_STACKTRACE` | `attach_stacktrace` | boolean |
-//! | `SENTRY_DSN` (feature `sentry`) | `sentry` | a DSN |
-//! | `TALLY_STATSD` (feature `statsd`) | `statsd(StatsdOptions::statsd(..))` | a plain StatsD address |
-//! | `TALLY_DOGSTATSD` (feature `statsd`) | `statsd(StatsdOptions::dogstatsd())` | a boolean, or an address |
-//! | `DD_DOGSTATSD_URL`, `DD_AGENT_HOST`, `DD_DOGSTATSD_PORT` (feature `statsd`) | `statsd(StatsdOptions::dogstatsd())` | the Agent's address; sets up DogStatsD unless `TALLY_DOGSTATSD` is false |
-//! | `DD_API_KEY`, else `DATADOG_API_KEY` (feature `datadog`) | `datadog` | an API key (32 hex digits) |
-//! | `DD_SITE` (feature `datadog`) | `DatadogOptions::site` | `datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`... |
-//! | `DD_URL` (feature `datadog`) | `DatadogOptions::url` | the intake's base URL, overriding `DD_SITE` |
-//! | `TALLY_DATADOG` (feature `datadog`) | | a boolean: with an API key, whether to send over the API (default: yes, unless DogStatsD is configured too, which would count everything twice) |
-//!
-//! The StatsD and Datadog variables apply only when no StatsD server, respectively no Datadog
-//! API sink, was configured in code.
-//!
-//! Booleans are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`.
+//! Configuration from environment variables: [`Builder::from_env`] (its documentation lists
+//! them).
 
 use std::time::Duration;
 
 use tracing_core::LevelFilter;
 
 use crate::builder::Builder;
-use crate::config::SummaryOutput;
 use crate::error::BuildError;
+use crate::summary::SummaryOutput;
 
 impl Builder {
     /// Applies the `TALLY_*` environment variables (and the conventional `SENTRY_*`/`DD_*`
-    /// ones) that are set; see the [module documentation](crate::env) for the list. A variable
-    /// that cannot be parsed makes [`Builder::build`] fail with an error naming it.
+    /// ones) that are set, listed below. A variable that cannot be parsed makes
+    /// [`Builder::build`] fail with an error naming it.
+    ///
+    /// # Environment variables
+    ///
+    /// | variable | builder setting | format |
+    /// |---|---|---|
+    /// | `TALLY_JSONL` | `jsonl_path` / `jsonl_stdout` | a path, or `-` for standard output |
+    /// | `TALLY_ROLLUP_INTERVAL` | `rollup_interval` | seconds (`10`, `0.5`) |
+    /// | `TALLY_FLUSH_INTERVAL` | `flush_interval` | seconds |
+    /// | `TALLY_SHUTDOWN_TIMEOUT` | `shutdown_timeout` | seconds |
+    /// | `TALLY_MANUAL` | `manual` | boolean |
+    /// | `TALLY_SERVICE`, else `DD_SERVICE` | `service` | text |
+    /// | `TALLY_ENVIRONMENT`, else `SENTRY_ENVIRONMENT`, else `DD_ENV` | `environment` | text |
+    /// | `TALLY_RELEASE`, else `SENTRY_RELEASE`, else `DD_VERSION` | `release` | text |
+    /// | `TALLY_HOST` | `host` | text; empty leaves the host tag out |
+    /// | `TALLY_TAGS`, `DD_TAGS` | `tag` | `key:value` pairs separated by commas or spaces |
+    /// | `TALLY_SPAN_LEVEL` | `span_level` | `trace`, `debug`, `info`, `warn`, `error`, `off` |
+    /// | `TALLY_SPAN_METRIC` | `span_metric` | metric name |
+    /// | `TALLY_SPAN_TAGS` | `span_tags` | field names separated by commas |
+    /// | `TALLY_BUSY_IDLE` | `busy_idle` | boolean |
+    /// | `TALLY_CAPTURE_SPAN_FIELDS` | `capture_span_fields` | boolean |
+    /// | `TALLY_SEND_DEFAULT_PII` | `send_default_pii` | boolean |
+    /// | `TALLY_ERROR_LEVEL` | `error_level` | level |
+    /// | `TALLY_ERROR_RATE`, `TALLY_ERROR_BURST` | `error_rate_limit` | integers |
+    /// | `TALLY_ERROR_QUEUE` | `error_queue` | integer |
+    /// | `TALLY_BREADCRUMBS`, `TALLY_BREADCRUMB_LEVEL` | `breadcrumbs` | integer; level |
+    /// | `TALLY_MAX_SERIES_PER_METRIC` | `max_series_per_metric` | integer |
+    /// | `TALLY_MAX_SERIES` | `max_series` | integer |
+    /// | `TALLY_IDLE_INTERVALS` | `idle_intervals` | integer |
+    /// | `TALLY_SINK_QUEUE` | `sink_queue` | integer |
+    /// | `TALLY_SELF_METRICS` | `self_metrics` | boolean |
+    /// | `TALLY_SUMMARY` | `summary_on_drop` | `stdout`, `stderr` or `off` |
+    /// | `TALLY_DEBUG` | `debug` | boolean |
+    /// | `TALLY_TRACES_SAMPLE_RATE`, else `SENTRY_TRACES_SAMPLE_RATE` | `traces_sample_rate` | `0.0` to `1.0` |
+    /// | `TALLY_MAX_SPANS` | `max_spans` | integer |
+    /// | `TALLY_MIN_SPAN_DURATION` | `min_span_duration` | seconds |
+    /// | `TALLY_TRANSACTION_QUEUE` | `transaction_queue` | integer |
+    /// | `TALLY_SESSIONS` | `sessions` | boolean |
+    /// | `TALLY_REQUEST_SESSIONS` | `request_sessions` | span names separated by commas |
+    /// | `TALLY_PANIC_HOOK` | `panic_hook` | boolean |
+    /// | `TALLY_ATTACH_STACKTRACE` | `attach_stacktrace` | boolean |
+    /// | `SENTRY_DSN` (feature `sentry`) | `sentry` | a DSN |
+    /// | `TALLY_STATSD` (feature `statsd`) | `statsd(StatsdOptions::statsd(..))` | a plain StatsD address |
+    /// | `TALLY_DOGSTATSD` (feature `statsd`) | `statsd(StatsdOptions::dogstatsd())` | a boolean, or an address |
+    /// | `DD_DOGSTATSD_URL`, `DD_AGENT_HOST`, `DD_DOGSTATSD_PORT` (feature `statsd`) | `statsd(StatsdOptions::dogstatsd())` | the Agent's address; sets up DogStatsD unless `TALLY_DOGSTATSD` is false |
+    /// | `DD_API_KEY`, else `DATADOG_API_KEY` (feature `datadog`) | `datadog` | an API key (32 hex digits) |
+    /// | `DD_SITE` (feature `datadog`) | `DatadogOptions::site` | `datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`... |
+    /// | `DD_URL` (feature `datadog`) | `DatadogOptions::url` | the intake's base URL, overriding `DD_SITE` |
+    /// | `TALLY_DATADOG` (feature `datadog`) | | a boolean: with an API key, whether to send over the API (default: yes, unless DogStatsD is configured too, which would count everything twice) |
+    ///
+    /// The StatsD and Datadog variables apply only when no StatsD server, respectively no Datadog
+    /// API sink, was configured in code.
+    ///
+    /// Booleans are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`.
     pub fn from_env(self) -> Self {
         apply(self, |name| std::env::var(name).ok())
     }
@@ -169,7 +172,7 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
     #[cfg(feature = "sentry")]
     if let Some(dsn) = get("SENTRY_DSN").filter(|d| !d.trim().is_empty()) {
         // Replaces only the DSN of options already set (hooks and timeouts stay).
-        match dsn.trim().parse::<crate::sink::Dsn>() {
+        match dsn.trim().parse::<crate::sink::sentry::Dsn>() {
             Ok(dsn) => builder = builder.sentry_dsn(dsn),
             Err(error) => builder
                 .env_errors
@@ -192,7 +195,7 @@ pub(crate) fn apply(mut builder: Builder, get: impl Fn(&str) -> Option<String>) 
 /// twice: the API sink is then added only when `TALLY_DATADOG` is true.
 #[cfg(feature = "datadog")]
 fn datadog(mut builder: Builder, get: &impl Fn(&str) -> Option<String>) -> Builder {
-    use crate::sink::DatadogOptions;
+    use crate::sink::datadog::DatadogOptions;
     if builder.datadog_configured().is_some() {
         return builder;
     }
@@ -243,7 +246,7 @@ fn datadog(mut builder: Builder, get: &impl Fn(&str) -> Option<String>) -> Build
 /// was configured in code.
 #[cfg(feature = "statsd")]
 fn statsd(mut builder: Builder, get: &impl Fn(&str) -> Option<String>) -> Builder {
-    use crate::sink::StatsdOptions;
+    use crate::sink::statsd::StatsdOptions;
     if builder.statsd_configured() {
         return builder;
     }
@@ -387,7 +390,7 @@ mod tests {
     #[cfg(feature = "sentry")]
     #[test]
     fn sentry_dsn_replaces_only_the_dsn_of_options_already_set() {
-        use crate::sink::SentryOptions;
+        use crate::sink::sentry::SentryOptions;
         let vars = |name: &str| {
             (name == "SENTRY_DSN").then(|| "https://secretkey@o3.example.com/9".to_owned())
         };
@@ -399,7 +402,7 @@ mod tests {
         let text = format!("{b:?}");
         assert!(text.contains("o3.example.com") && text.contains("timeout: 7s"), "{text}");
         assert!(!text.contains("secretkey"), "{text}");
-        assert!(b.dsc_extras.iter().any(|(k, v)| k == "org_id" && v == "3"));
+        assert!(b.settings.dsc_extras.iter().any(|(k, v)| k == "org_id" && v == "3"));
 
         let b = apply(Builder::default(), |name: &str| {
             (name == "SENTRY_DSN").then(|| "https://k@host/notanumber".to_owned())

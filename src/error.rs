@@ -3,7 +3,7 @@
 use std::error::Error;
 use std::fmt;
 
-/// Why [`Builder::build`](crate::Builder::build) (or [`try_init`](crate::try_init)) failed.
+/// Why [`Builder::build`](crate::Builder::build) (or `try_init`) failed.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -30,7 +30,7 @@ pub enum BuildError {
     },
     /// The flusher or a sink thread could not be started.
     Spawn(std::io::Error),
-    /// A global default subscriber was already set ([`try_init`](crate::try_init) only).
+    /// A global default subscriber was already set (`try_init` only).
     AlreadyInitialized,
 }
 

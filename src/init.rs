@@ -1,23 +1,28 @@
 //! One-call set-up from the environment, and the global flush.
+//!
+//! `init` and `try_init` need the `init` feature: it brings tracing-subscriber's `fmt`, `ansi`
+//! and `env-filter`, which a user of the bare layer does not need.
 
 use std::time::Duration;
 
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+#[cfg(feature = "init")]
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
 
-use crate::builder::Tally;
-use crate::error::BuildError;
-use crate::flush::{Control, FlushGuard};
+use crate::flush::Control;
+#[cfg(feature = "init")]
+use crate::{builder::Tally, error::BuildError, flush::FlushGuard};
 
 /// Configures tracing-tally from the environment and installs it as the global default
 /// subscriber: a registry with the tally layer, plus a `fmt` layer on standard error filtered
 /// by `RUST_LOG` when `RUST_LOG` is set.
 ///
+/// Needs the `init` feature (on by default).
+///
 /// # Errors
 ///
 /// Any [`BuildError`] of [`Builder::build`](crate::Builder::build) (an invalid variable names
 /// itself), and [`BuildError::AlreadyInitialized`] when a global subscriber is already set.
+#[cfg(feature = "init")]
 pub fn try_init() -> Result<FlushGuard, BuildError> {
     if tracing_core::dispatcher::has_been_set() {
         return Err(BuildError::AlreadyInitialized);
@@ -36,7 +41,8 @@ pub fn try_init() -> Result<FlushGuard, BuildError> {
     Ok(guard)
 }
 
-/// [`try_init`], panicking with the error's message when set-up fails.
+/// [`try_init`], panicking with the error's message when set-up fails. Needs the `init` feature
+/// (on by default).
 ///
 /// ```no_run
 /// let _guard = tracing_tally::init();
@@ -48,6 +54,7 @@ pub fn try_init() -> Result<FlushGuard, BuildError> {
 ///
 /// When [`try_init`] fails: an environment variable cannot be parsed, the JSON-lines file cannot
 /// be opened, or a global subscriber is already set.
+#[cfg(feature = "init")]
 #[allow(clippy::panic)]
 pub fn init() -> FlushGuard {
     match try_init() {

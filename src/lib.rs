@@ -5,7 +5,8 @@
 //!
 //! # Usage
 //!
-//! One call configures everything from the environment and installs the global subscriber:
+//! One call configures everything from the environment and installs the global subscriber
+//! (`init`, with the default feature `init`):
 //!
 //! ```no_run
 //! use tracing::{error, info, instrument};
@@ -17,12 +18,15 @@
 //!     info!("distribution.payload@byte" = 512);
 //! }
 //!
+//! # #[cfg(feature = "init")]
 //! fn main() {
 //!     let _guard = tracing_tally::init(); // keep it: dropping it flushes
 //!     handle("/users");
 //!     let err = std::io::Error::other("connection reset");
 //!     error!(error = &err as &dyn std::error::Error, "query failed");
 //! }
+//! # #[cfg(not(feature = "init"))]
+//! # fn main() {}
 //! ```
 //!
 //! For explicit configuration, or to compose with other layers, use the [`Builder`]:
@@ -99,8 +103,23 @@
 //!
 //! # Feature flags
 //!
-//! * `sentry`: the Sentry sink (`sink::SentryOptions`), with `ureq` and `flate2`.
+//! * `init` (default): `init()` and `try_init()`, which install the global subscriber with a
+//!   `fmt` layer filtered by `RUST_LOG`; it turns on tracing-subscriber's `fmt`, `ansi` and
+//!   `env-filter`. Without it (`default-features = false`) the crate needs only the registry:
+//!   build the layer with [`Tally::builder`] and compose it yourself.
+//! * `sentry`: the Sentry sink (`sink::sentry`), with `ureq` and `flate2`.
+//! * `statsd`: the DogStatsD / plain StatsD sink (`sink::statsd`), no extra dependency.
+//! * `datadog`: the Datadog HTTP API sink (`sink::datadog`), with `ureq` and `flate2`.
 //! * `test-util`: `sink::MemorySink`, an in-memory sink for tests.
+//!
+//! # Public API
+//!
+//! The root holds the entry points (`init`, `try_init`, [`flush`], [`Tally`], [`Builder`])
+//! and what they return ([`TallyLayer`], [`FlushGuard`], [`BuildError`], [`Stats`] with
+//! [`DropReason`] and [`MetricLoss`], the sampler's [`SamplingContext`]). Modules hold the rest:
+//! [`sink`] (the `Sink` trait, the batch types sinks read, the sinks), [`summary`] (the summary
+//! tables), [`defaults`] (default values), [`fields`] (the field-name contract),
+//! [`propagation`] (trace headers), [`serverless`] and [`implementation`] (design notes).
 //!
 //! # Supported Rust versions
 //!
@@ -115,7 +134,8 @@ mod batch;
 mod builder;
 mod config;
 mod debug;
-pub mod env;
+pub mod defaults;
+mod env;
 mod error;
 pub mod fields;
 mod flush;
@@ -133,19 +153,15 @@ mod scrub;
 pub mod serverless;
 pub mod sink;
 mod stats;
+pub mod summary;
 
 pub use builder::{Builder, Tally};
-pub use config::{
-    SamplingContext, SummaryOutput, DEFAULT_BREADCRUMBS, DEFAULT_ERROR_BURST, DEFAULT_ERROR_QUEUE,
-    DEFAULT_ERROR_RATE, DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE_INTERVALS, DEFAULT_MAX_SERIES,
-    DEFAULT_MAX_SERIES_PER_METRIC, DEFAULT_MAX_SPANS, DEFAULT_ROLLUP_INTERVAL,
-    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SINK_QUEUE, DEFAULT_SPAN_METRIC, DEFAULT_TRANSACTION_QUEUE,
-    MAX_ROLLUP_INTERVAL,
-};
+pub use config::SamplingContext;
 pub use error::BuildError;
-pub use error::ExportError;
 pub use flush::FlushGuard;
-pub use init::{flush, init, try_init};
+pub use init::flush;
+#[cfg(feature = "init")]
+#[cfg_attr(docsrs, doc(cfg(feature = "init")))]
+pub use init::{init, try_init};
 pub use layer::TallyLayer;
-pub use sink::summary::Summary;
 pub use stats::{DropReason, MetricLoss, Stats};

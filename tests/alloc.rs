@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tracing::{info, info_span};
 use tracing_subscriber::prelude::*;
+use tracing_tally::sink::ExportError;
 use tracing_tally::sink::{Batch, Sink};
-use tracing_tally::{ExportError, Tally};
+use tracing_tally::Tally;
 
 struct Counting;
 

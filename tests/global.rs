@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use tracing::info;
 use tracing_subscriber::prelude::*;
+use tracing_tally::sink::ExportError;
 use tracing_tally::sink::{Batch, Sink};
-use tracing_tally::{DropReason, ExportError, Tally};
+use tracing_tally::{DropReason, Tally};
 
 use support::Capture;
 

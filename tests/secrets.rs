@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tracing::{error, info};
 use tracing_subscriber::prelude::*;
-use tracing_tally::sink::{DatadogOptions, SentryOptions, StatsdOptions};
+use tracing_tally::sink::{datadog::DatadogOptions, sentry::SentryOptions, statsd::StatsdOptions};
 use tracing_tally::Tally;
 
 const SENTRY_KEY: &str = "5e17c0de5e17c0de5e17c0de5e17c0de";

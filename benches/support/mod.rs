@@ -2,8 +2,8 @@
 
 use std::hint::black_box;
 
+use tracing_tally::sink::ExportError;
 use tracing_tally::sink::{Batch, Sink};
-use tracing_tally::ExportError;
 
 /// A sink that discards batches (after touching them, so nothing is optimized away).
 pub(crate) struct Discard;

@@ -167,12 +167,17 @@ impl AtomicSketch {
 
 // === Sketch ===
 
-/// A mergeable sketch of a distribution's values.
+/// A distribution's values over one interval, as sinks read them: a count, quantiles and buckets.
 ///
 /// Quantiles read from it are within 0.79% of the true value (relative to the value), whatever
 /// the data's skew. Memory grows with the number of distinct buckets hit: at most 64 per power of
 /// two of the value range.
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// Read-only outside the crate: how values are bucketed and stored is the aggregator's business
+/// and may change; what is promised is [`count`](Self::count), [`quantile`](Self::quantile)
+/// within [`relative_accuracy`](Self::relative_accuracy), and [`buckets`](Self::buckets)
+/// in ascending order that add up to the count.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Sketch {
     positive: BTreeMap<u32, u64>,
     negative: BTreeMap<u32, u64>,
@@ -203,8 +208,8 @@ impl std::fmt::Debug for Sketch {
 
 impl Sketch {
     /// An empty sketch.
-    pub fn new() -> Self {
-        Sketch::default()
+    pub(crate) fn new() -> Self {
+        Sketch { positive: BTreeMap::new(), negative: BTreeMap::new(), zero: 0, count: 0 }
     }
 
     /// The largest relative error of a quantile read from any sketch.
@@ -213,7 +218,7 @@ impl Sketch {
     }
 
     /// Adds one value. Non-finite values are ignored.
-    pub fn insert(&mut self, value: f64) {
+    pub(crate) fn insert(&mut self, value: f64) {
         if !value.is_finite() {
             return;
         }
@@ -225,7 +230,7 @@ impl Sketch {
     }
 
     /// Adds every count of `other`.
-    pub fn merge(&mut self, other: &Sketch) {
+    pub(crate) fn merge(&mut self, other: &Sketch) {
         for (&k, &n) in &other.positive {
             *self.positive.entry(k).or_default() += n;
         }

@@ -71,6 +71,9 @@ impl ValueText {
 }
 
 /// A tag: a key and a value, both text.
+///
+/// Opaque: read it with [`key`](Self::key) and [`value`](Self::value). Tags compare, order
+/// and hash by their text.
 #[derive(Clone)]
 pub struct Tag {
     key: TagKeyText,
@@ -79,7 +82,7 @@ pub struct Tag {
 
 impl Tag {
     /// A tag from a key and a value.
-    pub fn new(key: &str, value: &str) -> Tag {
+    pub(crate) fn new(key: &str, value: &str) -> Tag {
         Tag::with_key(&TagKeyText::new(key), value)
     }
 

@@ -23,7 +23,7 @@ pub(crate) use session::session_counter;
 pub use session::{SessionStatus, SessionUpdate};
 pub use trace::{Sampling, SpanStatus, TraceSpan, Transaction};
 
-pub use crate::aggregate::sketch::Sketch;
+pub use crate::aggregate::sketch::{Sketch, SketchBucket};
 
 /// One flush's worth of telemetry, shared by every sink.
 ///

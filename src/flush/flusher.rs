@@ -18,8 +18,8 @@ use crate::batch::{
 };
 use crate::pipeline::{session_entry, SessionMode};
 use crate::pipeline::{Inbox, Shared};
-use crate::sink::summary::Totals;
 use crate::stats::{Counters, Stats};
+use crate::summary::Totals;
 
 /// The start of the roll-up interval that contains `time`.
 pub(crate) fn interval_start(time: SystemTime, length: Duration) -> SystemTime {

@@ -21,8 +21,8 @@ pub(crate) use self::lane::Lane;
 use self::ticket::FlushTicket;
 use self::worker::Command;
 use crate::pipeline::{Listing, Shared};
-use crate::sink::summary::{Summary, Totals};
 use crate::stats::Stats;
+use crate::summary::{Summary, Totals};
 
 /// How the pipeline flushes.
 enum Mode {

@@ -4,13 +4,14 @@
 //! (or, in manual mode, on the thread that flushes), behind a bounded queue: a slow sink never
 //! slows the application or the other sinks, and batches it cannot take are counted as dropped.
 //!
-//! The crate ships [`JsonlSink`] (the local default), the Sentry sink with the `sentry` feature
-//! (the `sentry` module, configured through the builder and `SentryOptions`) and, with the `test-util` feature,
-//! `MemorySink`. Implement [`Sink`] for anything else:
+//! The crate ships [`JsonlSink`] (the local default) and, with the `test-util` feature,
+//! `MemorySink`. Each network backend has a module, behind its feature, holding its options and
+//! documenting what it sends: `sentry` (`sentry::SentryOptions`), `statsd`
+//! (`statsd::StatsdOptions`) and `datadog` (`datadog::DatadogOptions`); the
+//! [`Builder`](crate::Builder) takes them. Implement [`Sink`] for anything else:
 //!
 //! ```
-//! use tracing_tally::sink::{Batch, Sink};
-//! use tracing_tally::ExportError;
+//! use tracing_tally::sink::{Batch, ExportError, Sink};
 //!
 //! struct CountingSink(u64);
 //!
@@ -51,31 +52,25 @@ pub(crate) mod spool;
 #[cfg(feature = "statsd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
 pub mod statsd;
-pub(crate) mod summary;
 #[cfg(any(feature = "sentry", feature = "datadog"))]
 mod tls;
 
 use std::time::Instant;
 
-pub use crate::batch::*;
+pub use crate::batch::{
+    Batch, Breadcrumb, CounterValue, DistributionValue, ErrorEvent, FieldValue, Fields, GaugeValue,
+    MetricKind, MetricRecord, MetricValue, Sampling, SessionStatus, SessionUpdate, SetValue,
+    Sketch, SketchBucket, SpanId, SpanRecord, SpanStatus, Tag, TraceId, TraceSpan, Transaction,
+};
 pub use crate::error::{ExportError, ExportErrorKind};
 pub use context::{Refused, SinkContext};
-#[cfg(feature = "datadog")]
-#[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
-pub use datadog::{ApiKeyError, DatadogOptions, EndpointError};
 pub use jsonl::{encode_batch, JsonlSink};
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use memory::MemorySink;
-#[cfg(feature = "sentry")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
-pub use sentry::{Dsn, DsnError, SentryOptions};
 #[cfg(any(feature = "sentry", feature = "datadog"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
 pub use spool::SpoolOptions;
-#[cfg(feature = "statsd")]
-#[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
-pub use statsd::{DistributionType, StatsdOptions, TagStyle};
 #[cfg(any(feature = "sentry", feature = "datadog"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
 pub use tls::CertificateError;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
-use tracing_tally::sink::DatadogOptions;
+use tracing_tally::sink::datadog::DatadogOptions;
 use tracing_tally::{FlushGuard, Tally};
 
 use shared::{tool, Received, Receiver};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tracing::info;
-use tracing_tally::sink::DatadogOptions;
+use tracing_tally::sink::datadog::DatadogOptions;
 use tracing_tally::Tally;
 
 use crate::deadline::flush_and_drop_return_by_the_deadline;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tracing::info;
-use tracing_tally::sink::{DatadogOptions, SpoolOptions};
+use tracing_tally::sink::{datadog::DatadogOptions, SpoolOptions};
 use tracing_tally::DropReason;
 
 use crate::shared::{scratch, spool_files, Received, Receiver};

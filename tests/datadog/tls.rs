@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tracing::info;
-use tracing_tally::sink::DatadogOptions;
+use tracing_tally::sink::datadog::DatadogOptions;
 use tracing_tally::DropReason;
 
 use crate::shared::{Receiver, TestCertificates};

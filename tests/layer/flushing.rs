@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 use tracing_subscriber::prelude::*;
+use tracing_tally::sink::ExportError;
 use tracing_tally::sink::{Batch, Sink};
-use tracing_tally::{DropReason, ExportError, Tally};
+use tracing_tally::{DropReason, Tally};
 
 use crate::support::{Capture, Harness};
 
@@ -221,7 +222,7 @@ fn huge_intervals_and_timeouts_are_not_a_crash() {
     assert!(error.to_string().contains("rollup_interval"), "{error}");
     let h = Harness::new(
         Tally::builder()
-            .rollup_interval(tracing_tally::MAX_ROLLUP_INTERVAL)
+            .rollup_interval(tracing_tally::defaults::MAX_ROLLUP_INTERVAL)
             .flush_interval(Duration::MAX)
             .shutdown_timeout(Duration::MAX),
     );

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 use tracing_subscriber::prelude::*;
+use tracing_tally::sink::ExportError;
 use tracing_tally::sink::{Batch, Sink};
-use tracing_tally::{DropReason, ExportError, Tally};
+use tracing_tally::{DropReason, Tally};
 
 use crate::support::Capture;
 

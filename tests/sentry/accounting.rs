@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tracing_tally::sink::{SentryOptions, SpoolOptions};
+use tracing_tally::sink::{sentry::SentryOptions, SpoolOptions};
 use tracing_tally::DropReason;
 
 use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};

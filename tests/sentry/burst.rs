@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tracing::instrument::WithSubscriber;
 use tracing::{error, info, info_span, Instrument};
-use tracing_tally::sink::SentryOptions;
+use tracing_tally::sink::sentry::SentryOptions;
 use tracing_tally::{DropReason, Tally};
 
 use crate::peers::{discarded, Envelope, Receiver};

@@ -1,7 +1,7 @@
 //! DSN handling: clear errors for every malformed part; the key never printed.
 
 use tracing_subscriber::Registry;
-use tracing_tally::sink::{Dsn, SentryOptions};
+use tracing_tally::sink::sentry::{Dsn, SentryOptions};
 use tracing_tally::{BuildError, Tally};
 
 #[test]

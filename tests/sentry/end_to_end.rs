@@ -326,7 +326,7 @@ fn large_envelopes_are_gzipped_and_small_ones_are_not() {
 #[test]
 fn before_send_can_drop_and_the_drop_is_reported() {
     let receiver = Receiver::start();
-    let options = tracing_tally::sink::SentryOptions::new(&receiver.dsn())
+    let options = tracing_tally::sink::sentry::SentryOptions::new(&receiver.dsn())
         .unwrap()
         .before_send(|event| (event.message.as_deref() != Some("noise")).then_some(event));
     let builder = tracing_tally::Tally::builder().manual().sentry_options(options);

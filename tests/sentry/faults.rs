@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tracing::{error, info};
-use tracing_tally::sink::SentryOptions;
+use tracing_tally::sink::sentry::SentryOptions;
 use tracing_tally::{DropReason, Tally};
 
 use crate::peers::{check, discarded, Envelope, Received, Receiver};

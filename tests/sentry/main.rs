@@ -37,7 +37,7 @@ pub(crate) fn pipeline(builder: Builder) -> (Dispatch, FlushGuard) {
 
 /// A builder for the receiver's DSN, with short timeouts for tests.
 pub(crate) fn sentry(receiver: &peers::Receiver) -> Builder {
-    let options = tracing_tally::sink::SentryOptions::new(&receiver.dsn())
+    let options = tracing_tally::sink::sentry::SentryOptions::new(&receiver.dsn())
         .expect("dsn")
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(1));

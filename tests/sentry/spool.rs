@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tracing::info;
-use tracing_tally::sink::{SentryOptions, SpoolOptions};
+use tracing_tally::sink::{sentry::SentryOptions, SpoolOptions};
 use tracing_tally::{Builder, DropReason, Tally};
 
 use crate::peers::{Received, Receiver};

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tracing::error;
-use tracing_tally::sink::SentryOptions;
+use tracing_tally::sink::sentry::SentryOptions;
 use tracing_tally::{DropReason, Tally};
 
 use crate::peers::Receiver;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tracing::error;
 use tracing_tally::sink::http::{HttpError, HttpRequest, HttpResponse, HttpTransport};
-use tracing_tally::sink::SentryOptions;
+use tracing_tally::sink::sentry::SentryOptions;
 use tracing_tally::Tally;
 
 use crate::pipeline;

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tracing_subscriber::prelude::*;
-use tracing_tally::sink::StatsdOptions;
+use tracing_tally::sink::statsd::StatsdOptions;
 use tracing_tally::{DropReason, Tally};
 
 use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};

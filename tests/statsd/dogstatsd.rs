@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use tracing::{error, info};
-use tracing_tally::sink::StatsdOptions;
+use tracing_tally::sink::statsd::StatsdOptions;
 
 use crate::peers::{scratch, DogstatsdSink};
 use crate::{pipeline, WAIT};

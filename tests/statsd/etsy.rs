@@ -1,7 +1,7 @@
 //! Plain StatsD against a real Etsy statsd: what it aggregates equals what was emitted.
 
 use tracing::info;
-use tracing_tally::sink::StatsdOptions;
+use tracing_tally::sink::statsd::StatsdOptions;
 
 use crate::peers::Statsd;
 use crate::{pipeline, WAIT};

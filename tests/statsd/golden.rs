@@ -4,7 +4,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use tracing::{error, info, info_span};
-use tracing_tally::sink::{StatsdOptions, TagStyle};
+use tracing_tally::sink::statsd::{StatsdOptions, TagStyle};
 
 use crate::{pipeline, WAIT};
 

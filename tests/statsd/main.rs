@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
-use tracing_tally::sink::StatsdOptions;
+use tracing_tally::sink::statsd::StatsdOptions;
 use tracing_tally::{FlushGuard, Tally};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(10);

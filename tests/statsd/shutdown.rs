@@ -6,7 +6,7 @@ use std::os::unix::net::UnixListener;
 use std::sync::{Arc, Mutex};
 
 use tracing::info;
-use tracing_tally::sink::StatsdOptions;
+use tracing_tally::sink::statsd::StatsdOptions;
 use tracing_tally::Tally;
 
 use crate::deadline::flush_and_drop_return_by_the_deadline;

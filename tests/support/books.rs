@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use tracing::info;
+use tracing_tally::sink::ExportError;
 use tracing_tally::sink::{Batch, MetricRecord, MetricValue, Sink};
-use tracing_tally::{ExportError, MetricLoss};
+use tracing_tally::MetricLoss;
 
 const ROUTES: [&str; 3] = ["/users", "/orders", "/cart"];
 /// Events of each kind per round of [`workload`].

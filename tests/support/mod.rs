@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
+use tracing_tally::sink::ExportError;
 use tracing_tally::sink::{Batch, ErrorEvent, MetricRecord, MetricValue, Sink};
-use tracing_tally::{Builder, ExportError, FlushGuard, Tally};
+use tracing_tally::{Builder, FlushGuard, Tally};
 
 /// A sink that keeps every batch.
 #[derive(Clone, Default)]

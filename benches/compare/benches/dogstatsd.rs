@@ -28,7 +28,7 @@ use cadence::prelude::*;
 use support::Discard;
 use tracing::info;
 use tracing_subscriber::prelude::*;
-use tracing_tally::sink::StatsdOptions;
+use tracing_tally::sink::statsd::StatsdOptions;
 use tracing_tally::Tally;
 
 /// Distinct series in the per-flush measurement.

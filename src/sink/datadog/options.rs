@@ -388,7 +388,7 @@ impl DatadogOptions {
     /// default. See [`SpoolOptions`] for the caps and the file format.
     ///
     /// ```
-    /// use tracing_tally::sink::{DatadogOptions, SpoolOptions};
+    /// use tracing_tally::sink::{SpoolOptions, datadog::DatadogOptions};
     ///
     /// let options = DatadogOptions::new("0123456789abcdef0123456789abcdef")?
     ///     .spool(SpoolOptions::new(std::env::temp_dir().join("my-app-spool")));

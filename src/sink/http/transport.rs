@@ -26,7 +26,7 @@ use std::time::Duration;
 ///     }
 /// }
 ///
-/// let options = tracing_tally::sink::SentryOptions::new("https://key@o1.ingest.sentry.io/1")?
+/// let options = tracing_tally::sink::sentry::SentryOptions::new("https://key@o1.ingest.sentry.io/1")?
 ///     .transport(Discard);
 /// # drop(options);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -73,7 +73,7 @@ type BeforeSendTransaction = Arc<dyn Fn(Transaction) -> Option<Transaction> + Se
 ///
 /// ```
 /// use std::time::Duration;
-/// use tracing_tally::sink::SentryOptions;
+/// use tracing_tally::sink::sentry::SentryOptions;
 ///
 /// let options = SentryOptions::new("https://public@o1.ingest.sentry.io/42")?
 ///     .send_default_pii(false)
@@ -236,7 +236,7 @@ impl SentryOptions {
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let pem = std::fs::read("/etc/ssl/certs/my-company-ca.pem")?;
-    /// let options = tracing_tally::sink::SentryOptions::new("https://key@sentry.internal/1")?
+    /// let options = tracing_tally::sink::sentry::SentryOptions::new("https://key@sentry.internal/1")?
     ///     .add_root_certificates(&pem)?;
     /// # drop(options); Ok(()) }
     /// ```
@@ -304,7 +304,7 @@ impl SentryOptions {
     /// `cache_overflow`. Off by default. See [`SpoolOptions`] for the caps and the file format.
     ///
     /// ```
-    /// use tracing_tally::sink::{SentryOptions, SpoolOptions};
+    /// use tracing_tally::sink::{SpoolOptions, sentry::SentryOptions};
     ///
     /// let options = SentryOptions::new("https://public@o1.ingest.sentry.io/42")?
     ///     .spool(SpoolOptions::new(std::env::temp_dir().join("my-app-spool")));

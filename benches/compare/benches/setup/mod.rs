@@ -60,7 +60,7 @@ use tracing::{Dispatch, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{prelude::*, Layer};
-use tracing_tally::sink::StatsdOptions;
+use tracing_tally::sink::statsd::StatsdOptions;
 use tracing_tally::{Builder, FlushGuard, Tally};
 
 use crate::support::Discard;

@@ -1,4 +1,22 @@
 //! The human-readable summary: totals since the pipeline started, as tables.
+//!
+//! [`FlushGuard::summary`](crate::FlushGuard::summary) returns a [`Summary`]; its `Display`
+//! renders the tables, and its rows ([`CounterRow`], [`GaugeRow`], [`DistributionRow`],
+//! [`SetRow`], [`ErrorRow`]) are there for programs that read the figures.
+//! [`Builder::summary_on_drop`](crate::Builder::summary_on_drop) prints it when the guard drops,
+//! to the [`SummaryOutput`] chosen.
+//!
+//! ```
+//! let (_layer, guard) = tracing_tally::Tally::builder()
+//!     .sink(tracing_tally::sink::JsonlSink::stdout())
+//!     .summary_on_drop(Some(tracing_tally::summary::SummaryOutput::Stderr))
+//!     .build::<tracing_subscriber::Registry>()?;
+//! let summary: tracing_tally::summary::Summary = guard.summary();
+//! for row in &summary.counters {
+//!     println!("{} {} {}", row.name, row.tags, row.total);
+//! }
+//! # Ok::<(), tracing_tally::BuildError>(())
+//! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -9,7 +27,6 @@ use std::time::{Duration, Instant};
 use crate::aggregate::series::SeriesEntry;
 use crate::aggregate::sketch::Sketch;
 use crate::batch::{Batch, MetricValue};
-use crate::config::SummaryOutput;
 use crate::fields::SPAN_TAG;
 use crate::stats::Stats;
 
@@ -29,6 +46,15 @@ enum Total {
     Gauge { last: f64, min: f64, max: f64 },
     Distribution { count: u64, sum: f64, min: f64, max: f64, sketch: Sketch },
     Set { peak: u64 },
+}
+
+/// Where the summary table goes when the guard drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryOutput {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
 }
 
 /// Running totals, fed with every exported batch.
