@@ -102,7 +102,7 @@ fn books_balance(spool: Option<SpoolOptions>) {
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
 
     let rounds = faults();
-    let (receiver, mut received) = fault_rounds(receiver, &rounds, |round, fault| {
+    let receiver = fault_rounds(receiver, &rounds, |round, fault| {
         tracing::dispatcher::with_default(&dispatch, || workload(round as u64));
         // Short deadlines: what cannot be sent in time waits in the retry buffer.
         let _ = guard.flush(Duration::from_secs(2));
@@ -119,7 +119,7 @@ fn books_balance(spool: Option<SpoolOptions>) {
         }
     }
     assert!(settled, "the final flush delivered everything still held");
-    received.extend(receiver.received());
+    let received = receiver.received();
 
     let stats = guard.stats();
     let produced = ledger.books();

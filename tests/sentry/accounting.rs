@@ -97,7 +97,7 @@ fn books_balance(spool: Option<SpoolOptions>) {
     let (dispatch, guard) = pipeline(builder);
 
     let rounds = faults();
-    let (receiver, mut received) = fault_rounds(receiver, &rounds, |round, fault| {
+    let receiver = fault_rounds(receiver, &rounds, |round, fault| {
         tracing::dispatcher::with_default(&dispatch, || workload(round as u64));
         let _ = guard.flush(Duration::from_secs(2));
         if fault.is_some_and(|f| f["status"] == 429) {
@@ -110,7 +110,7 @@ fn books_balance(spool: Option<SpoolOptions>) {
         }
     });
     assert!(guard.flush(WAIT), "the final flush settled everything");
-    received.extend(receiver.received());
+    let received = receiver.received();
 
     let stats = guard.stats();
     let produced = ledger.books();

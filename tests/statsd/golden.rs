@@ -138,17 +138,22 @@ fn plain_statsd_folds_tags_and_sends_negative_gauges_as_set_then_delta() {
         info!(timing.render = 3.5);
     });
     assert!(guard.flush(WAIT));
-    let lines = server.lines();
+    let datagrams = server.datagrams();
+    let lines: Vec<&str> = datagrams.iter().flat_map(|d| d.lines()).collect();
     assert!(
-        lines.contains(
-            &"requests;environment=test;host=test-host;service=shop;route=_users:2|c".to_owned()
-        ),
+        lines.contains(&"requests;environment=test;host=test-host;service=shop;route=_users:2|c"),
         "{lines:?}"
     );
-    let gauge: Vec<&String> = lines.iter().filter(|l| l.starts_with("balance;")).collect();
-    assert_eq!(gauge.len(), 2);
-    let datagrams = server.datagrams();
-    assert!(datagrams.is_empty());
+    // A negative gauge goes out as "set to 0", then the delta, in that order.
+    let gauge: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("balance;")).collect();
+    assert_eq!(
+        gauge,
+        [
+            "balance;environment=test;host=test-host;service=shop:0|g",
+            "balance;environment=test;host=test-host;service=shop:-5|g"
+        ],
+        "{lines:?}"
+    );
     drop(guard);
 
     let server = Server::start();
@@ -182,6 +187,7 @@ fn datagrams_never_exceed_the_limit_and_never_split_a_message() {
     });
     assert!(guard.flush(WAIT));
     let datagrams = server.datagrams();
+    assert!(!datagrams.is_empty());
     assert!(datagrams.iter().all(|d| d.len() <= 200 && !d.is_empty()));
     let lines: Vec<&str> = datagrams.iter().flat_map(|d| d.lines()).collect();
     assert!(
