@@ -18,6 +18,15 @@
 //! threads, from `/proc/self/task`) and its `Stats` (drops by reason) go to stderr.
 //!
 //! `cargo bench --all-features --bench faults`; results are summarized in BENCHMARKS.md.
+//!
+//! `FAULTS_CHECK=1 cargo bench --all-features --bench faults` (what `scripts/test.sh` runs, ~15 s)
+//! checks instead the promise of RELIABILITY.md that recording never waits for a lock, for I/O
+//! or for the flusher, and exits non-zero when it breaks: with each backend down (and with a sink
+//! stuck in its export forever), a thread records W1 in batches, which must all complete (a hot
+//! path that waited for the backend would never finish: after 30 s the check fails), and the
+//! median batch must cost at most 4× the median of the same batches into a discarding sink,
+//! measured just before (a hot path that queued behind the sink's thread would be slower by
+//! the backend's delays, not by a factor).
 
 // Benchmark set-up: a failure to set up is a failed run; the drop counts are printed.
 #![allow(clippy::expect_used, clippy::print_stderr)]
@@ -31,15 +40,16 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 #[cfg(unix)]
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use criterion::{criterion_group, BenchmarkGroup, Criterion};
 use tracing::{error, info, info_span, Dispatch};
 use tracing_subscriber::prelude::*;
 
 use support::Discard;
-use tracing_tally::sink::{DatadogOptions, SentryOptions, StatsdOptions};
-use tracing_tally::{Builder, FlushGuard, Tally};
+use tracing_tally::sink::{Batch, DatadogOptions, SentryOptions, Sink, StatsdOptions};
+use tracing_tally::{Builder, ExportError, FlushGuard, Tally};
 
 const API_KEY: &str = "0123456789abcdef0123456789abcdef";
 
@@ -350,4 +360,112 @@ criterion_group! {
     config = Criterion::default().warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(4));
     targets = bench_w1, bench_w3
 }
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os("FAULTS_CHECK").is_some() {
+        std::process::exit(check());
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+// === the check (`FAULTS_CHECK=1`) ===
+
+/// A sink whose export never returns.
+struct Stuck;
+
+impl Sink for Stuck {
+    fn name(&self) -> &str {
+        "stuck"
+    }
+
+    fn export(&mut self, _batch: &Batch) -> Result<(), ExportError> {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+const CHECK_BATCHES: usize = 150;
+const CHECK_BATCH_EVENTS: usize = 2_000;
+/// How much slower than into a discarding sink the median batch may be.
+const CHECK_FACTOR: f64 = 4.0;
+/// How long the batches of one case may take in all before the hot path counts as blocked.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Records W1 in batches on a thread of its own, through the pipeline `make` builds, once its
+/// sink has met the backend; the median batch duration, or `None` if the batches did not all
+/// complete within [`CHECK_TIMEOUT`].
+fn median_batch(make: &Make) -> Option<Duration> {
+    let (layer, guard) = make().build().expect("build");
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    // The sink has met its backend (and failed) when two flushes have run.
+    tracing::dispatcher::with_default(&dispatch, w1_counter);
+    let ready = Instant::now() + Duration::from_secs(10);
+    while guard.stats().flushes < 2 && Instant::now() < ready {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&dispatch, || {
+            let mut batches = Vec::with_capacity(CHECK_BATCHES);
+            for _ in 0..CHECK_BATCHES {
+                let started = Instant::now();
+                for _ in 0..CHECK_BATCH_EVENTS {
+                    w1_counter();
+                }
+                batches.push(started.elapsed());
+            }
+            let _ = sender.send(batches);
+        });
+    });
+    let mut batches = receiver.recv_timeout(CHECK_TIMEOUT).ok()?;
+    // A blocked pipeline's guard is left behind (its threads never return).
+    std::thread::spawn(move || drop(guard));
+    batches.sort_unstable();
+    batches.get(batches.len() / 2).copied()
+}
+
+/// Runs every case against a discarding baseline measured just before it; 0 if the hot path
+/// never waited, 1 otherwise.
+fn check() -> i32 {
+    let mut cases = cases(true);
+    cases.retain(|(name, _)| *name != "discard");
+    cases.push(("stuck_sink", Box::new(|| base().sink(Stuck))));
+    let baseline: Make = Box::new(discard);
+    let mut failures = 0;
+    for (name, make) in &cases {
+        let Some(base) = median_batch(&baseline) else {
+            eprintln!("faults check: the discarding baseline did not complete");
+            return 1;
+        };
+        let verdict = match median_batch(make) {
+            None => {
+                failures += 1;
+                format!("FAILED: the batches did not complete within {CHECK_TIMEOUT:?} (blocked)")
+            }
+            Some(median) => {
+                let ratio = median.as_secs_f64() / base.as_secs_f64().max(1e-9);
+                let per_event = median.as_nanos() as f64 / CHECK_BATCH_EVENTS as f64;
+                let base_event = base.as_nanos() as f64 / CHECK_BATCH_EVENTS as f64;
+                let line = format!(
+                    "{per_event:.0} ns per event, against {base_event:.0} ns into a discarding sink ({ratio:.2}x)"
+                );
+                if ratio > CHECK_FACTOR {
+                    failures += 1;
+                    format!("FAILED: {line}, over {CHECK_FACTOR}x")
+                } else {
+                    line
+                }
+            }
+        };
+        eprintln!("faults check: {name}: {verdict}");
+    }
+    if failures > 0 {
+        eprintln!("faults check FAILED: {failures} case(s)");
+        1
+    } else {
+        eprintln!("faults check passed: recording never waited for a backend or a sink");
+        0
+    }
+}
