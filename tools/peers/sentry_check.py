@@ -38,6 +38,7 @@ import math
 import os
 import re
 import sys
+import time
 import uuid
 
 sys.dont_write_bytecode = True  # keep tools/peers free of __pycache__
@@ -221,6 +222,15 @@ class Checker:
         if event["timestamp"] is None:
             del event["timestamp"]
         event.update(fields)
+        if "measurements" in event:
+            # Relay reads measurements (and checks their units) on transactions only.
+            event["type"] = "transaction"
+            event["transaction"] = "check"
+            event.setdefault("timestamp", time.time())
+            event["start_timestamp"] = event["timestamp"]
+            trace = event.setdefault("contexts", {}).setdefault("trace", {})
+            trace.setdefault("trace_id", "0123456789abcdef0123456789abcdef")
+            trace.setdefault("span_id", "0000000000000001")
         try:
             out = self.normalizer.normalize_event(event)
         except Exception as e:
