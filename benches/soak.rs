@@ -514,7 +514,9 @@ fn violations(r: &serde_json::Value) -> Vec<String> {
     let growth = r["growth_mib"].as_f64().unwrap_or(f64::INFINITY);
     let bound = r["rss_bound_mib"].as_f64().unwrap_or(0.0);
     if growth > bound {
-        out.push(format!("{name}: peak RSS grew by {growth:.1} MiB, over the bound {bound:.1} MiB"));
+        out.push(format!(
+            "{name}: peak RSS grew by {growth:.1} MiB, over the bound {bound:.1} MiB"
+        ));
     }
     if r["emitted"].as_u64().unwrap_or(0) == 0 {
         out.push(format!("{name}: nothing was emitted"));

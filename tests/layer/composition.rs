@@ -156,6 +156,6 @@ fn flushing_from_inside_a_tracing_callback_does_not_deadlock() {
         assert_eq!(own.calls(), 1, "manual={manual}: the layer flushed the pipeline");
         assert!(guard.flush(Duration::from_secs(2)));
         assert_eq!(capture.counter("x", &[]), 1.0);
-        drop(OwnFlush::detach(guard));
+        drop(own.detach(guard));
     }
 }

@@ -116,7 +116,7 @@ fn flushing_from_a_fields_debug_implementation_returns() {
         assert!(own.calls() >= 3, "manual={manual}: the fields flushed their pipeline");
         assert!(guard.flush(Duration::from_secs(2)));
         assert_eq!(capture.counter("x", &[("value", "flushing")]), 1.0, "manual={manual}");
-        drop(OwnFlush::detach(guard));
+        drop(own.detach(guard));
     }
 }
 
@@ -144,7 +144,7 @@ fn flushing_from_inside_a_sink_returns() {
         );
         assert!(sink.exports.load(Ordering::SeqCst) >= 1, "manual={manual}");
         assert!(sink.own.calls() >= 1, "manual={manual}: the sink flushed its pipeline");
-        let guard = OwnFlush::detach(guard);
+        let guard = sink.own.detach(guard);
         let started = Instant::now();
         drop(guard);
         assert!(

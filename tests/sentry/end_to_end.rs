@@ -396,7 +396,8 @@ fn legacy_statsd_items_pass_relays_checks() {
         .expect("dsn")
         .timeout(Duration::from_secs(5))
         .legacy_statsd(true);
-    let builder = tracing_tally::Tally::builder().manual().sentry_options(options).release("shop@1.2.3");
+    let builder =
+        tracing_tally::Tally::builder().manual().sentry_options(options).release("shop@1.2.3");
     let (dispatch, guard) = pipeline(builder);
     tracing::dispatcher::with_default(&dispatch, || {
         info!(monotonic_counter.requests = 2, route = "/users|a,b\nc");
@@ -412,7 +413,11 @@ fn legacy_statsd_items_pass_relays_checks() {
         .flat_map(|e| e.items.iter())
         .filter(|(header, _)| header["type"] == "statsd")
         .flat_map(|(_, payload)| {
-            String::from_utf8(payload.clone()).unwrap().lines().map(str::to_owned).collect::<Vec<_>>()
+            String::from_utf8(payload.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
         })
         .collect();
     let line = |prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).cloned();

@@ -24,7 +24,12 @@ pub(crate) fn flush_and_drop_return_by_the_deadline(builder: Builder, record: im
         .unwrap();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, record);
-    std::thread::sleep(Duration::from_millis(200));
+    // Let scheduled flushes meet the dead backend first (polled: two flushes have run).
+    let ready = Instant::now() + Duration::from_secs(10);
+    while guard.stats().flushes < 2 && Instant::now() < ready {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(guard.stats().flushes >= 2, "no scheduled flush ran");
     let started = Instant::now();
     let flushed = guard.flush(DEADLINE);
     assert!(started.elapsed() < DEADLINE + SLACK, "flush took {:?}", started.elapsed());

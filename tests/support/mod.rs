@@ -138,6 +138,7 @@ impl Harness {
 pub(crate) struct OwnFlush {
     guard: Arc<std::sync::OnceLock<std::sync::Weak<FlushGuard>>>,
     calls: Arc<std::sync::atomic::AtomicU64>,
+    detached: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl OwnFlush {
@@ -150,6 +151,9 @@ impl OwnFlush {
 
     /// Flushes the attached pipeline; `None` if none is attached (or it is gone).
     pub(crate) fn flush(&self, timeout: Duration) -> Option<bool> {
+        if self.detached.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         let guard = self.guard.get()?.upgrade()?;
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Some(guard.flush(timeout))
@@ -160,9 +164,11 @@ impl OwnFlush {
         self.calls.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Takes the guard back once no flush holds it (within 10 s), so that dropping it is the
-    /// test's own shutdown, on the test's thread.
-    pub(crate) fn detach(guard: Arc<FlushGuard>) -> FlushGuard {
+    /// Takes the guard back: no flush starts any more, and the one in progress, if any, is
+    /// waited for (10 s at most), so that dropping it is the test's own shutdown, on the test's
+    /// thread.
+    pub(crate) fn detach(&self, guard: Arc<FlushGuard>) -> FlushGuard {
+        self.detached.store(true, std::sync::atomic::Ordering::SeqCst);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut guard = guard;
         loop {
