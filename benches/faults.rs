@@ -25,8 +25,7 @@
 //! stuck in its export forever), a thread records W1 in batches, which must all complete (a hot
 //! path that waited for the backend would never finish: after 30 s the check fails), and the
 //! median batch must cost at most 4× the median of the same batches into a discarding sink,
-//! measured just before (a hot path that queued behind the sink's thread would be slower by
-//! the backend's delays, not by a factor).
+//! recorded in turn with them (so both see the same load of the machine).
 
 // Benchmark set-up: a failure to set up is a failed run; the drop counts are printed.
 #![allow(clippy::expect_used, clippy::print_stderr)]
@@ -305,8 +304,11 @@ fn bench(
     let started = Instant::now();
     let (layer, guard) = make().build().expect("build");
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    // Let the sink meet its backend (and fail) before measuring.
-    std::thread::sleep(Duration::from_millis(300));
+    // Let the sink meet its backend (and fail) before measuring: two flushes have run.
+    let ready = Instant::now() + Duration::from_secs(10);
+    while guard.stats().flushes < 2 && Instant::now() < ready {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     group.bench_function(name, |b| {
         tracing::dispatcher::with_default(&dispatch, || {
             if in_span {
@@ -386,65 +388,74 @@ impl Sink for Stuck {
     }
 }
 
-const CHECK_BATCHES: usize = 150;
+const CHECK_BATCHES: usize = 400;
 const CHECK_BATCH_EVENTS: usize = 2_000;
 /// How much slower than into a discarding sink the median batch may be.
 const CHECK_FACTOR: f64 = 4.0;
 /// How long the batches of one case may take in all before the hot path counts as blocked.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Records W1 in batches on a thread of its own, through the pipeline `make` builds, once its
-/// sink has met the backend; the median batch duration, or `None` if the batches did not all
-/// complete within [`CHECK_TIMEOUT`].
-fn median_batch(make: &Make) -> Option<Duration> {
+/// A pipeline built by `make`, once its sink has met the backend (two flushes have run).
+fn ready_pipeline(make: &Make) -> (Dispatch, FlushGuard) {
     let (layer, guard) = make().build().expect("build");
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    // The sink has met its backend (and failed) when two flushes have run.
     tracing::dispatcher::with_default(&dispatch, w1_counter);
     let ready = Instant::now() + Duration::from_secs(10);
     while guard.stats().flushes < 2 && Instant::now() < ready {
         std::thread::sleep(Duration::from_millis(10));
     }
+    (dispatch, guard)
+}
+
+/// Records W1 in batches on a thread of its own, alternating between a discarding pipeline and
+/// the one `make` builds (so that both see the same load of the machine); the median batch
+/// duration of each, or `None` if the batches did not all complete within [`CHECK_TIMEOUT`].
+fn median_batches(make: &Make) -> Option<(Duration, Duration)> {
+    let baseline: Make = Box::new(discard);
+    let (base_dispatch, base_guard) = ready_pipeline(&baseline);
+    let (dispatch, guard) = ready_pipeline(make);
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        tracing::dispatcher::with_default(&dispatch, || {
-            let mut batches = Vec::with_capacity(CHECK_BATCHES);
-            for _ in 0..CHECK_BATCHES {
+        let batch = |dispatch: &Dispatch| {
+            tracing::dispatcher::with_default(dispatch, || {
                 let started = Instant::now();
                 for _ in 0..CHECK_BATCH_EVENTS {
                     w1_counter();
                 }
-                batches.push(started.elapsed());
-            }
-            let _ = sender.send(batches);
-        });
+                started.elapsed()
+            })
+        };
+        let mut base = Vec::with_capacity(CHECK_BATCHES);
+        let mut case = Vec::with_capacity(CHECK_BATCHES);
+        for _ in 0..CHECK_BATCHES {
+            base.push(batch(&base_dispatch));
+            case.push(batch(&dispatch));
+        }
+        let _ = sender.send((base, case));
     });
-    let mut batches = receiver.recv_timeout(CHECK_TIMEOUT).ok()?;
-    // A blocked pipeline's guard is left behind (its threads never return).
+    let result = receiver.recv_timeout(CHECK_TIMEOUT).ok();
+    drop(base_guard);
+    // A blocked pipeline's guard is left to a thread of its own (it may never return).
     std::thread::spawn(move || drop(guard));
-    batches.sort_unstable();
-    batches.get(batches.len() / 2).copied()
+    let (mut base, mut case) = result?;
+    base.sort_unstable();
+    case.sort_unstable();
+    Some((base[base.len() / 2], case[case.len() / 2]))
 }
 
-/// Runs every case against a discarding baseline measured just before it; 0 if the hot path
-/// never waited, 1 otherwise.
+/// Runs every case beside a discarding baseline; 0 if the hot path never waited, 1 otherwise.
 fn check() -> i32 {
     let mut cases = cases(true);
     cases.retain(|(name, _)| *name != "discard");
     cases.push(("stuck_sink", Box::new(|| base().sink(Stuck))));
-    let baseline: Make = Box::new(discard);
     let mut failures = 0;
     for (name, make) in &cases {
-        let Some(base) = median_batch(&baseline) else {
-            eprintln!("faults check: the discarding baseline did not complete");
-            return 1;
-        };
-        let verdict = match median_batch(make) {
+        let verdict = match median_batches(make) {
             None => {
                 failures += 1;
                 format!("FAILED: the batches did not complete within {CHECK_TIMEOUT:?} (blocked)")
             }
-            Some(median) => {
+            Some((base, median)) => {
                 let ratio = median.as_secs_f64() / base.as_secs_f64().max(1e-9);
                 let per_event = median.as_nanos() as f64 / CHECK_BATCH_EVENTS as f64;
                 let base_event = base.as_nanos() as f64 / CHECK_BATCH_EVENTS as f64;

@@ -53,6 +53,10 @@ cargo fmt --manifest-path benches/compare/Cargo.toml -- --check
 cargo clippy --manifest-path benches/compare/Cargo.toml --all-targets -- -D warnings
 cargo bench --manifest-path benches/compare/Cargo.toml --no-run
 
+step "reliability checks: the soak (exact counts, RSS within the series limits at 10^6 tags) and the hot path with every backend down (RELIABILITY.md)"
+SOAK_CHECK=1 SOAK_SECS=8 cargo bench --bench soak
+FAULTS_CHECK=1 cargo bench --all-features --bench faults
+
 step "examples run"
 QUICKSTART_SECONDS=1 TALLY_JSONL="$(mktemp)" cargo run --example quickstart >/dev/null
 
