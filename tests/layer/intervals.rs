@@ -114,7 +114,12 @@ fn only_completed_intervals_are_flushed_on_schedule_and_the_final_flush_takes_th
             .flush_interval(Duration::from_millis(10)),
     );
     h.run(|| info!(monotonic_counter.x = 5));
-    std::thread::sleep(Duration::from_millis(100)); // many scheduled flushes, no completed interval
+    // Many scheduled flushes run, and none completes the hour-long interval.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.guard.stats().flushes < 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(h.guard.stats().flushes >= 5, "scheduled flushes ran");
     assert!(
         h.capture.named("x").is_empty(),
         "the interval in progress must not be exported on schedule"
