@@ -8,7 +8,7 @@ use tracing_subscriber::Registry;
 use tracing_tally::sink::{Dsn, SentryOptions};
 use tracing_tally::{BuildError, Tally};
 
-use crate::peers::Receiver;
+use crate::peers::{check, Receiver};
 
 #[test]
 fn malformed_dsns_fail_at_build_naming_the_part() {
@@ -98,5 +98,6 @@ fn sentry_dsn_is_read_from_the_environment() {
         assert_eq!(request.path(), "/api/42/envelope/", "the DSN's project");
         let auth = request.header("x-sentry-auth").unwrap_or_default();
         assert!(auth.contains("sentry_key=public"), "the DSN's key: {auth}");
+        check(&request.body());
     }
 }
