@@ -18,6 +18,14 @@
 //! threads, from `/proc/self/task`) and its `Stats` (drops by reason) go to stderr.
 //!
 //! `cargo bench --all-features --bench faults`; results are summarized in BENCHMARKS.md.
+//!
+//! `FAULTS_CHECK=1 cargo bench --all-features --bench faults` (what `scripts/test.sh` runs, ~15 s)
+//! checks instead the promise of RELIABILITY.md that recording never waits for a lock, for I/O
+//! or for the flusher, and exits non-zero when it breaks: with each backend down (and with a sink
+//! stuck in its export forever), a thread records W1 in batches, which must all complete (a hot
+//! path that waited for the backend would never finish: after 30 s the check fails), and the
+//! median batch must cost at most 4× the median of the same batches into a discarding sink,
+//! recorded in turn with them (so both see the same load of the machine).
 
 // Benchmark set-up: a failure to set up is a failed run; the drop counts are printed.
 #![allow(clippy::expect_used, clippy::print_stderr)]
@@ -31,14 +39,17 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 #[cfg(unix)]
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use criterion::{criterion_group, BenchmarkGroup, Criterion};
 use tracing::{error, info, info_span, Dispatch};
 use tracing_subscriber::prelude::*;
 
 use support::Discard;
-use tracing_tally::sink::{datadog::DatadogOptions, sentry::SentryOptions, statsd::StatsdOptions};
+use tracing_tally::sink::{
+    datadog::DatadogOptions, sentry::SentryOptions, statsd::StatsdOptions, Batch, ExportError, Sink,
+};
 use tracing_tally::{Builder, FlushGuard, Tally};
 
 const API_KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -295,8 +306,11 @@ fn bench(
     let started = Instant::now();
     let (layer, guard) = make().build().expect("build");
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    // Let the sink meet its backend (and fail) before measuring.
-    std::thread::sleep(Duration::from_millis(300));
+    // Let the sink meet its backend (and fail) before measuring: two flushes have run.
+    let ready = Instant::now() + Duration::from_secs(10);
+    while guard.stats().flushes < 2 && Instant::now() < ready {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     group.bench_function(name, |b| {
         tracing::dispatcher::with_default(&dispatch, || {
             if in_span {
@@ -350,4 +364,121 @@ criterion_group! {
     config = Criterion::default().warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(4));
     targets = bench_w1, bench_w3
 }
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os("FAULTS_CHECK").is_some() {
+        std::process::exit(check());
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+// === the check (`FAULTS_CHECK=1`) ===
+
+/// A sink whose export never returns.
+struct Stuck;
+
+impl Sink for Stuck {
+    fn name(&self) -> &str {
+        "stuck"
+    }
+
+    fn export(&mut self, _batch: &Batch) -> Result<(), ExportError> {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+const CHECK_BATCHES: usize = 400;
+const CHECK_BATCH_EVENTS: usize = 2_000;
+/// How much slower than into a discarding sink the median batch may be.
+const CHECK_FACTOR: f64 = 4.0;
+/// How long the batches of one case may take in all before the hot path counts as blocked.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A pipeline built by `make`, once its sink has met the backend (two flushes have run).
+fn ready_pipeline(make: &Make) -> (Dispatch, FlushGuard) {
+    let (layer, guard) = make().build().expect("build");
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, w1_counter);
+    let ready = Instant::now() + Duration::from_secs(10);
+    while guard.stats().flushes < 2 && Instant::now() < ready {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (dispatch, guard)
+}
+
+/// Records W1 in batches on a thread of its own, alternating between a discarding pipeline and
+/// the one `make` builds (so that both see the same load of the machine); the median batch
+/// duration of each, or `None` if the batches did not all complete within [`CHECK_TIMEOUT`].
+fn median_batches(make: &Make) -> Option<(Duration, Duration)> {
+    let baseline: Make = Box::new(discard);
+    let (base_dispatch, base_guard) = ready_pipeline(&baseline);
+    let (dispatch, guard) = ready_pipeline(make);
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let batch = |dispatch: &Dispatch| {
+            tracing::dispatcher::with_default(dispatch, || {
+                let started = Instant::now();
+                for _ in 0..CHECK_BATCH_EVENTS {
+                    w1_counter();
+                }
+                started.elapsed()
+            })
+        };
+        let mut base = Vec::with_capacity(CHECK_BATCHES);
+        let mut case = Vec::with_capacity(CHECK_BATCHES);
+        for _ in 0..CHECK_BATCHES {
+            base.push(batch(&base_dispatch));
+            case.push(batch(&dispatch));
+        }
+        let _ = sender.send((base, case));
+    });
+    let result = receiver.recv_timeout(CHECK_TIMEOUT).ok();
+    drop(base_guard);
+    // A blocked pipeline's guard is left to a thread of its own (it may never return).
+    std::thread::spawn(move || drop(guard));
+    let (mut base, mut case) = result?;
+    base.sort_unstable();
+    case.sort_unstable();
+    Some((base[base.len() / 2], case[case.len() / 2]))
+}
+
+/// Runs every case beside a discarding baseline; 0 if the hot path never waited, 1 otherwise.
+fn check() -> i32 {
+    let mut cases = cases(true);
+    cases.retain(|(name, _)| *name != "discard");
+    cases.push(("stuck_sink", Box::new(|| base().sink(Stuck))));
+    let mut failures = 0;
+    for (name, make) in &cases {
+        let verdict = match median_batches(make) {
+            None => {
+                failures += 1;
+                format!("FAILED: the batches did not complete within {CHECK_TIMEOUT:?} (blocked)")
+            }
+            Some((base, median)) => {
+                let ratio = median.as_secs_f64() / base.as_secs_f64().max(1e-9);
+                let per_event = median.as_nanos() as f64 / CHECK_BATCH_EVENTS as f64;
+                let base_event = base.as_nanos() as f64 / CHECK_BATCH_EVENTS as f64;
+                let line = format!(
+                    "{per_event:.0} ns per event, against {base_event:.0} ns into a discarding sink ({ratio:.2}x)"
+                );
+                if ratio > CHECK_FACTOR {
+                    failures += 1;
+                    format!("FAILED: {line}, over {CHECK_FACTOR}x")
+                } else {
+                    line
+                }
+            }
+        };
+        eprintln!("faults check: {name}: {verdict}");
+    }
+    if failures > 0 {
+        eprintln!("faults check FAILED: {failures} case(s)");
+        1
+    } else {
+        eprintln!("faults check passed: recording never waited for a backend or a sink");
+        0
+    }
+}

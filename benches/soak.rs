@@ -15,12 +15,21 @@
 //! ```sh
 //! cargo bench --bench soak                           # both profiles, ~20 s each
 //! SOAK_SECS=300 SOAK_PROFILES=default cargo bench --bench soak
+//! SOAK_CHECK=1 SOAK_SECS=8 cargo bench --bench soak  # the check scripts/test.sh runs
 //! ```
+//!
+//! With `SOAK_CHECK=1` the run is a check of two promises of RELIABILITY.md, and exits non-zero
+//! when one breaks: the count is exact (per metric, emitted == delivered + reported lost, no
+//! value dropped), and the peak RSS growth stays within what the series limits allow (the
+//! per-series costs of BENCHMARKS.md, "What the budget implies": a counter series ~200 bytes
+//! plus ~100 per writing thread, a distribution series ~4.5 KiB per writing thread; 25% and
+//! 8 MiB of headroom for the allocator and the threads).
 //!
 //! Knobs (environment): `SOAK_SECS` (20), `SOAK_THREADS` (8), `SOAK_IDS` (1,000,000),
 //! `SOAK_FLUSH_MS` (1000; also the roll-up interval), `SOAK_PROFILES` (`default,tight`; also
 //! `full`, the default 50,000-series budget filled by two metrics, and `wide`, which admits
-//! every id). No timing is asserted: the figures are printed.
+//! every id). No timing is asserted: the figures are printed (`SOAK_CHECK` asserts the count and
+//! the memory bound, not speed).
 
 // A benchmark binary: it prints its results, and a failed set-up is a failed run.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::expect_used, clippy::unwrap_used)]
@@ -36,6 +45,25 @@ use tracing_subscriber::prelude::*;
 use tracing_tally::sink::ExportError;
 use tracing_tally::sink::{Batch, MetricValue, Sink};
 use tracing_tally::{DropReason, Stats, Tally};
+
+/// Memory one series may cost, by BENCHMARKS.md ("What the budget implies").
+const COUNTER_ENTRY_BYTES: u64 = 200;
+const COUNTER_CELL_BYTES: u64 = 100;
+const DISTRIBUTION_CELL_BYTES: u64 = 4608;
+
+/// What the series limits allow this workload (one counter, one distribution) to hold, in KiB.
+fn allowed_kib(profile: Profile, threads: u64) -> u64 {
+    // Each metric gets its per-metric limit, within the total; plus its overflow series.
+    let per_metric = profile.max_series_per_metric.min(profile.max_series / 2) as u64 + 1;
+    let counter = per_metric * (COUNTER_ENTRY_BYTES + COUNTER_CELL_BYTES * threads);
+    let distribution = per_metric * DISTRIBUTION_CELL_BYTES * threads;
+    (counter + distribution) / 1024
+}
+
+/// The bound `SOAK_CHECK` holds the peak RSS growth to, in KiB.
+fn rss_bound_kib(allowed_kib: u64) -> u64 {
+    allowed_kib + allowed_kib / 4 + 8 * 1024
+}
 
 /// The series budget of one run.
 #[derive(Debug, Clone, Copy)]
@@ -267,12 +295,24 @@ fn run(profile: Profile) {
         gaps.iter().sum::<Duration>() / gaps.len() as u32
     };
     let delivered = (counts.increments, counts.values);
-    // Every value emitted was delivered or counted as dropped before reaching a cell. (Records
-    // of a batch a sink did not get are counted per record, not per value: when some were
-    // dropped, a difference shows here and the record count says why.)
+    // What the pipeline reported lost on the way to the sink (whole batches it did not get),
+    // per metric, from the loss ledger.
+    let lost = |metric: &str| -> f64 {
+        stats
+            .metric_losses()
+            .iter()
+            .filter(|l| l.sink == "counting" && l.metric == metric)
+            .map(|l| l.values)
+            .sum()
+    };
+    let (lost_increments, lost_values) = (lost("requests"), lost("latency"));
+    // Per metric, every value emitted was delivered or reported lost; none was dropped before
+    // reaching a cell (this workload has no invalid value).
     let exact = counts.not_exact == 0
-        && i128::from(emitted) * 2
-            == delivered.0 + i128::from(delivered.1) + i128::from(value_drops);
+        && value_drops == 0
+        && emitted as f64 == delivered.0 as f64 + lost_increments
+        && emitted as f64 == delivered.1 as f64 + lost_values;
+    let allowed = allowed_kib(profile, threads);
 
     println!(
         "\n#### profile `{}`: max_series {}, max_series_per_metric {}, idle_intervals {}, sink_queue {}",
@@ -331,6 +371,10 @@ fn run(profile: Profile) {
         "record_drops": record_drops,
         "overflow_records": counts.overflow_records,
         "exact": exact,
+        "lost_increments": lost_increments,
+        "lost_values": lost_values,
+        "allowed_mib": mib(allowed),
+        "rss_bound_mib": mib(rss_bound_kib(allowed)),
         "flushed": flushed && shut,
     });
     println!("RESULT {result}");
@@ -350,6 +394,7 @@ fn main() {
     let wanted = std::env::var("SOAK_PROFILES").unwrap_or_else(|_| "default,tight".to_owned());
     let exe = std::env::current_exe().expect("current exe");
     let mut results = Vec::new();
+    let check = std::env::var_os("SOAK_CHECK").is_some();
     for name in wanted.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         eprintln!("soak: profile {name} ...");
         let output = Command::new(&exe).env("SOAK_CHILD", name).output().expect("run child");
@@ -411,6 +456,13 @@ fn main() {
             format!("{} / {}", r["increments"].as_str().unwrap_or(""), r["values"])
         }),
         ("values / records dropped", &|r| format!("{} / {}", r["value_drops"], r["record_drops"])),
+        ("memory the limits allow / the check's bound (MiB)", &|r| {
+            format!(
+                "{:.1} / {:.1}",
+                r["allowed_mib"].as_f64().unwrap_or(0.0),
+                r["rss_bound_mib"].as_f64().unwrap_or(0.0)
+            )
+        }),
         ("exact (emitted = delivered + dropped)", &|r| {
             if r["exact"] == true {
                 "**yes**".into()
@@ -435,4 +487,40 @@ fn main() {
         }
         println!();
     }
+    if check {
+        let violations: Vec<String> = results.iter().flat_map(violations).collect();
+        for v in &violations {
+            eprintln!("soak check FAILED: {v}");
+        }
+        if !violations.is_empty() || results.is_empty() {
+            std::process::exit(1);
+        }
+        eprintln!("soak check passed: exact counts, peak RSS within the series limits");
+    }
+}
+
+/// What breaks a promise in one profile's result.
+fn violations(r: &serde_json::Value) -> Vec<String> {
+    let name = r["profile"].as_str().unwrap_or("?");
+    let mut out = Vec::new();
+    if r["exact"] != true {
+        out.push(format!(
+            "{name}: not exact: emitted {} per metric; delivered {} increments + {} lost, {} values + {} lost; {} values dropped",
+            r["emitted"], r["increments"], r["lost_increments"], r["values"], r["lost_values"], r["value_drops"]
+        ));
+    }
+    if r["flushed"] != true {
+        out.push(format!("{name}: the final flush or the shutdown did not complete"));
+    }
+    let growth = r["growth_mib"].as_f64().unwrap_or(f64::INFINITY);
+    let bound = r["rss_bound_mib"].as_f64().unwrap_or(0.0);
+    if growth > bound {
+        out.push(format!(
+            "{name}: peak RSS grew by {growth:.1} MiB, over the bound {bound:.1} MiB"
+        ));
+    }
+    if r["emitted"].as_u64().unwrap_or(0) == 0 {
+        out.push(format!("{name}: nothing was emitted"));
+    }
+    out
 }

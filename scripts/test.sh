@@ -53,6 +53,10 @@ cargo fmt --manifest-path benches/compare/Cargo.toml -- --check
 cargo clippy --manifest-path benches/compare/Cargo.toml --all-targets -- -D warnings
 cargo bench --manifest-path benches/compare/Cargo.toml --no-run
 
+step "reliability checks: the soak (exact counts, RSS within the series limits at 10^6 tags) and the hot path with every backend down (RELIABILITY.md)"
+SOAK_CHECK=1 SOAK_SECS=8 cargo bench --bench soak
+FAULTS_CHECK=1 cargo bench --all-features --bench faults
+
 step "examples run"
 QUICKSTART_SECONDS=1 TALLY_JSONL="$(mktemp)" cargo run --example quickstart >/dev/null
 
@@ -82,8 +86,12 @@ done
 dsd_port="$(awk '/LISTENING udp/ { print $3 }' "$dsd_dir/out")"
 DD_AGENT_HOST=127.0.0.1 DD_DOGSTATSD_PORT="$dsd_port" DD_ENV=ci \
   cargo run --features statsd --example dogstatsd >/dev/null
-sleep 0.5
-"$PY" tools/peers/dogstatsd_check.py "$dsd_dir/dsd.jsonl" --expect-none-bad --compact >/dev/null
+# What the example emits (50 requests on two routes, 7 of them failing), waited for by polling.
+"$PY" tools/peers/dogstatsd_check.py "$dsd_dir/dsd.jsonl" --wait 10 --expect-none-bad --compact \
+  --expect 'example.requests|c=50' --expect 'example.responses|c=50' \
+  --expect 'example.payload_bytes|d=50' --expect 'example.span.duration|d=50' \
+  --expect 'example.queue_depth|g=4' --expect 'example.active_users|s=13' \
+  --expect 'example.tally.errors.captured|c=7' --expect-events 7 >/dev/null
 
 step "examples run: datadog_http, against a local receiver, every payload checked with Datadog's API models"
 "$PY" tools/peers/http_sink.py 0 >"$dsd_dir/http" &

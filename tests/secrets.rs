@@ -13,25 +13,36 @@ use tracing_subscriber::prelude::*;
 use tracing_tally::sink::{datadog::DatadogOptions, sentry::SentryOptions, statsd::StatsdOptions};
 use tracing_tally::Tally;
 
+#[path = "support/peers.rs"]
+mod peers;
+
+use peers::Receiver;
+
 const SENTRY_KEY: &str = "5e17c0de5e17c0de5e17c0de5e17c0de";
 const DATADOG_KEY: &str = "da7ad0900da7ad0900da7ad0900da7ad";
 /// Set in the child process that runs the pipeline.
 const CHILD: &str = "TALLY_SECRETS_CHILD";
 
+/// The malformed Datadog key the tests pass: 30 of the key's digits and two that are not hex.
+fn malformed_datadog_key() -> String {
+    format!("{}zz", &DATADOG_KEY[..30])
+}
+
 fn assert_clean(text: &str) {
-    for secret in [SENTRY_KEY, DATADOG_KEY] {
+    // The malformed key cannot contain the whole key: look for the part it does carry (its
+    // 30 digits), which covers the whole key too.
+    for secret in [SENTRY_KEY, &DATADOG_KEY[..30]] {
         assert!(!text.contains(secret), "a secret leaked: {text}");
     }
 }
 
-/// A port nothing listens on.
-fn refused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+/// Set in the child process: the port the parent's refusing receiver holds.
+const CHILD_PORT: &str = "TALLY_SECRETS_PORT";
 
 #[test]
 fn debug_and_display_of_options_builder_guard_and_errors_hide_the_keys() {
-    let port = refused_port();
+    let refusing = Receiver::start_down();
+    let port = refusing.port;
     let sentry = SentryOptions::new(&format!("http://{SENTRY_KEY}@127.0.0.1:{port}/42")).unwrap();
     let datadog =
         DatadogOptions::new(DATADOG_KEY).unwrap().url(&format!("http://127.0.0.1:{port}")).unwrap();
@@ -43,8 +54,11 @@ fn debug_and_display_of_options_builder_guard_and_errors_hide_the_keys() {
     assert_clean(&format!("{layer:?} {guard:?} {:?}", guard.stats()));
 
     // Errors about malformed secrets do not echo them.
-    let almost = format!("{}zz", &DATADOG_KEY[..30]);
-    assert_clean(&DatadogOptions::new(&almost).unwrap_err().to_string().replace("zz", ""));
+    let almost = malformed_datadog_key();
+    let error = DatadogOptions::new(&almost).unwrap_err();
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains(&almost), "{text}");
+    assert_clean(&text);
     let bad_dsn = format!("http://{SENTRY_KEY}@127.0.0.1:{port}/not-a-project");
     let error = SentryOptions::new(&bad_dsn).unwrap_err();
     assert_clean(&format!("{error} {error:?}"));
@@ -56,7 +70,7 @@ fn debug_and_display_of_options_builder_guard_and_errors_hide_the_keys() {
 fn run_pipeline(jsonl: &str) {
     let from_env = Tally::builder().from_env().build::<tracing_subscriber::Registry>().unwrap_err();
     eprintln!("from the environment: {from_env} / {from_env:?}");
-    let port = refused_port();
+    let port: u16 = std::env::var(CHILD_PORT).unwrap().parse().unwrap();
     let sentry = SentryOptions::new(&format!("http://{SENTRY_KEY}@127.0.0.1:{port}/42"))
         .unwrap()
         .max_retries(1);
@@ -93,12 +107,15 @@ fn diagnostics_and_json_lines_output_hide_the_keys() {
     let dir = std::env::temp_dir().join(format!("tally-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let jsonl = dir.join("out.jsonl");
-    let port = refused_port();
+    // Holds a port and refuses connections on it: every backend fails.
+    let refusing = Receiver::start_down();
+    let port = refusing.port;
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "diagnostics_and_json_lines_output_hide_the_keys", "--nocapture"])
         .env(CHILD, &jsonl)
+        .env(CHILD_PORT, port.to_string())
         .env("SENTRY_DSN", format!("http://{SENTRY_KEY}@127.0.0.1:{port}/not-a-project"))
-        .env("DD_API_KEY", format!("{}zz", &DATADOG_KEY[..30]))
+        .env("DD_API_KEY", malformed_datadog_key())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

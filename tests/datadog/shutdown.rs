@@ -30,8 +30,9 @@ fn check(url: &str) {
 
 #[test]
 fn guard_drop_returns_by_its_deadline_when_the_intake_refuses_connections() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    check(&format!("http://127.0.0.1:{port}"));
+    // Holds the port, never listening: connections are refused, and no one else can take it.
+    let receiver = Receiver::start_down();
+    check(&receiver.url(""));
 }
 
 #[test]

@@ -51,16 +51,10 @@ fn spool_options(port: u16, dir: &Path) -> DatadogOptions {
         .spool(SpoolOptions::new(dir))
 }
 
-/// A port nothing listens on (a receiver's, once it is gone).
-fn dead_port() -> u16 {
-    Receiver::start().port
-}
-
 #[test]
 fn an_outage_is_spooled_and_delivered_once_after_recovery() {
     let dir = scratch("dd-spool-outage");
-    let receiver = Receiver::start();
-    let port = receiver.port;
+    let mut receiver = Receiver::start();
     // No retry buffer to speak of: every payload that cannot go is evicted to the spool.
     let options = options(&receiver)
         .max_retries(0)
@@ -68,7 +62,7 @@ fn an_outage_is_spooled_and_delivered_once_after_recovery() {
         .send_errors(false)
         .spool(SpoolOptions::new(&dir));
     let (dispatch, guard) = pipeline(options);
-    drop(receiver);
+    receiver.down();
 
     for round in 0..3 {
         tracing::dispatcher::with_default(&dispatch, || hits(round, 4));
@@ -78,7 +72,7 @@ fn an_outage_is_spooled_and_delivered_once_after_recovery() {
     let stats = guard.stats();
     assert_eq!(stats.total_dropped(), 0, "spooled, not dropped: {stats:?}");
 
-    let receiver = Receiver::start_on(port);
+    receiver.up();
     tracing::dispatcher::with_default(&dispatch, || hits(3, 4));
     assert!(guard.flush(WAIT), "everything delivered");
     let points = delivered_once(&receiver.received());
@@ -90,7 +84,8 @@ fn an_outage_is_spooled_and_delivered_once_after_recovery() {
 #[test]
 fn what_is_spooled_at_shutdown_is_sent_by_the_next_process() {
     let dir = scratch("dd-spool-restart");
-    let port = dead_port();
+    let mut receiver = Receiver::start_down();
+    let port = receiver.port;
     let options = || spool_options(port, &dir);
 
     // The first process: the intake is down until it exits.
@@ -103,7 +98,7 @@ fn what_is_spooled_at_shutdown_is_sent_by_the_next_process() {
     assert!(spooled(&dir) > 0, "kept on disk at shutdown");
 
     // The next one, with the intake back.
-    let receiver = Receiver::start_on(port);
+    receiver.up();
     let (_dispatch, guard) = pipeline(options());
     assert!(guard.flush(WAIT));
     let points = delivered_once(&receiver.received());
@@ -115,7 +110,8 @@ fn what_is_spooled_at_shutdown_is_sent_by_the_next_process() {
 #[test]
 fn a_corrupt_spool_file_is_skipped_and_counted_and_the_rest_delivered() {
     let dir = scratch("dd-spool-corrupt");
-    let port = dead_port();
+    let mut receiver = Receiver::start_down();
+    let port = receiver.port;
     let options = || spool_options(port, &dir);
     let (dispatch, guard) = pipeline(options());
     tracing::dispatcher::with_default(&dispatch, || hits(0, 3));
@@ -127,7 +123,7 @@ fn a_corrupt_spool_file_is_skipped_and_counted_and_the_rest_delivered() {
     std::fs::write(sub.join("00000000000000000001-00000001.spool"), b"garbage").unwrap();
     std::fs::write(sub.join(".00000000000000000002-00000002.spool.tmp"), b"TALLYSPL").unwrap();
 
-    let receiver = Receiver::start_on(port);
+    receiver.up();
     let (_dispatch, guard) = pipeline(options());
     assert!(guard.flush(WAIT));
     assert_eq!(delivered_once(&receiver.received()).len(), 3);

@@ -10,7 +10,10 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_tally::{DropReason, Tally};
 
-use crate::support::Capture;
+use crate::support::{Capture, OwnFlush};
+
+/// How late a re-entrant flush may return past its timeout on a loaded machine.
+const SLACK: Duration = Duration::from_millis(500);
 
 /// Counts the events it is given.
 #[derive(Clone, Default)]
@@ -127,10 +130,10 @@ fn a_panicking_debug_implementation_does_not_escape_the_layer() {
 
 #[test]
 fn flushing_from_inside_a_tracing_callback_does_not_deadlock() {
-    struct FlushOnEvent;
+    struct FlushOnEvent(OwnFlush);
     impl<S: Subscriber> Layer<S> for FlushOnEvent {
         fn on_event(&self, _event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-            tracing_tally::flush(Duration::from_millis(500));
+            let _ = self.0.flush(Duration::from_millis(500));
         }
     }
     for manual in [false, true] {
@@ -140,13 +143,19 @@ fn flushing_from_inside_a_tracing_callback_does_not_deadlock() {
             builder = builder.manual();
         }
         let (tally, guard) = builder.build().unwrap();
+        let own = OwnFlush::default();
+        let guard = own.attach(guard);
+        let started = std::time::Instant::now();
         tracing::subscriber::with_default(
-            tracing_subscriber::registry().with(tally).with(FlushOnEvent),
+            tracing_subscriber::registry().with(tally).with(FlushOnEvent(own.clone())),
             || {
                 info!(monotonic_counter.x = 1);
             },
         );
+        assert!(started.elapsed() < Duration::from_millis(500) + SLACK, "manual={manual}");
+        assert_eq!(own.calls(), 1, "manual={manual}: the layer flushed the pipeline");
         assert!(guard.flush(Duration::from_secs(2)));
         assert_eq!(capture.counter("x", &[]), 1.0);
+        drop(own.detach(guard));
     }
 }

@@ -12,9 +12,9 @@ use tracing_tally::{DropReason, Tally};
 
 use crate::support::{Capture, Harness};
 
-/// Bound for "returns by its deadline": generous, since CI machines stall; this checks that the
-/// call does not hang, not how fast it is.
-const SLACK: Duration = Duration::from_secs(3);
+/// How late a call may return past its deadline on a loaded machine: tight enough that falling
+/// back to the default 2 s shutdown timeout fails the test.
+const SLACK: Duration = Duration::from_millis(500);
 
 /// A sink whose export blocks until released.
 #[derive(Clone, Default)]
@@ -201,14 +201,6 @@ fn events_after_shutdown_are_not_recorded() {
     assert!(h.guard.shutdown(Duration::from_secs(1)));
     tracing::dispatcher::with_default(&dispatch, || info!(monotonic_counter.late = 1));
     assert!(capture.named("late").is_empty());
-}
-
-#[test]
-fn the_global_flush_reaches_the_latest_pipeline() {
-    // Other tests build pipelines concurrently; this one checks the call is bounded and safe.
-    let started = Instant::now();
-    let _ = tracing_tally::flush(Duration::from_millis(200));
-    assert!(started.elapsed() < Duration::from_millis(200) + SLACK);
 }
 
 #[test]

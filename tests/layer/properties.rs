@@ -29,12 +29,32 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Totals per tag. (Sets are compared per interval, below: their unique counts do not add up.)
 #[derive(Default, Debug, PartialEq)]
 struct Naive {
     counters: BTreeMap<u8, i128>,
     gauges: BTreeMap<u8, (f64, f64, f64, u64)>, // last, min, max, count
     histograms: BTreeMap<u8, (u64, f64, f64)>,  // count, min, max
-    sets: BTreeMap<u8, BTreeSet<u16>>,
+}
+
+/// Float sums per tag, compared within rounding (the layer adds in another order).
+#[derive(Default, Debug)]
+struct Sums {
+    gauges: BTreeMap<u8, (f64, f64)>, // sum, sum of |value| (the rounding scale)
+    histograms: BTreeMap<u8, (f64, f64)>, // sum, sum of |value|
+}
+
+fn sums_match(got: &BTreeMap<u8, f64>, naive: &BTreeMap<u8, (f64, f64)>) -> Result<(), String> {
+    let tags: BTreeSet<u8> = got.keys().chain(naive.keys()).copied().collect();
+    for tag in tags {
+        let (Some(got), Some((want, scale))) = (got.get(&tag), naive.get(&tag)) else {
+            return Err(format!("tag {tag}: exported {got:?}, expected {naive:?}"));
+        };
+        if (got - want).abs() > 1e-9 * scale.max(1.0) {
+            return Err(format!("tag {tag}: sum {got}, expected {want}"));
+        }
+    }
+    Ok(())
 }
 
 proptest! {
@@ -44,6 +64,7 @@ proptest! {
     fn exported_aggregates_equal_a_naive_fold(ops in proptest::collection::vec(op(), 1..300)) {
         let h = Harness::new(Tally::builder().manual().self_metrics(false));
         let mut naive = Naive::default();
+        let mut naive_sums = Sums::default();
         // Per-interval set uniqueness: members seen since the last flush.
         let mut set_intervals: Vec<BTreeMap<u8, BTreeSet<u16>>> = vec![BTreeMap::new()];
         for op in &ops {
@@ -56,15 +77,18 @@ proptest! {
                     h.run(|| info!(gauge.g = value, tag));
                     let e = naive.gauges.entry(tag).or_insert((value, value, value, 0));
                     *e = (value, e.1.min(value), e.2.max(value), e.3 + 1);
+                    let s = naive_sums.gauges.entry(tag).or_default();
+                    *s = (s.0 + value, s.1 + value.abs());
                 }
                 Op::Histogram { tag, value } => {
                     h.run(|| info!(histogram.h = value, tag));
                     let e = naive.histograms.entry(tag).or_insert((0, value, value));
                     *e = (e.0 + 1, e.1.min(value), e.2.max(value));
+                    let s = naive_sums.histograms.entry(tag).or_default();
+                    *s = (s.0 + value, s.1 + value.abs());
                 }
                 Op::Set { tag, member } => {
                     h.run(|| info!(set.s = member, tag));
-                    naive.sets.entry(tag).or_default().insert(member);
                     set_intervals.last_mut().unwrap().entry(tag).or_default().insert(member);
                 }
                 Op::Flush => {
@@ -79,6 +103,8 @@ proptest! {
             r.tags().iter().find(|t| t.key() == "tag").unwrap().value().parse().unwrap()
         };
         let mut got = Naive::default();
+        let mut gauge_sums = BTreeMap::<u8, f64>::new();
+        let mut histogram_sums = BTreeMap::<u8, f64>::new();
         for r in h.capture.metrics() {
             let tag = tag_of(&r);
             match r.value() {
@@ -87,15 +113,14 @@ proptest! {
                     // Records arrive in interval order: the last record's last is the last value.
                     let e = got.gauges.entry(tag).or_insert((g.last, g.min, g.max, 0));
                     *e = (g.last, e.1.min(g.min), e.2.max(g.max), e.3 + g.count);
+                    *gauge_sums.entry(tag).or_default() += g.sum;
                 }
                 MetricValue::Distribution(d) => {
                     let e = got.histograms.entry(tag).or_insert((0, d.min, d.max));
                     *e = (e.0 + d.count, e.1.min(d.min), e.2.max(d.max));
+                    *histogram_sums.entry(tag).or_default() += d.sum;
                 }
-                MetricValue::Set(s) => {
-                    let _ = s;
-                    got.sets.entry(tag).or_default();
-                }
+                MetricValue::Set(_) => {} // compared per interval below
                 other => prop_assert!(false, "unexpected {:?}", other),
             }
         }
@@ -113,7 +138,12 @@ proptest! {
         exported_sets.sort();
         expected_sets.sort();
         prop_assert_eq!(exported_sets, expected_sets);
-        got.sets = naive.sets.clone();
         prop_assert_eq!(got, naive);
+        if let Err(e) = sums_match(&gauge_sums, &naive_sums.gauges) {
+            prop_assert!(false, "gauge sums: {}", e);
+        }
+        if let Err(e) = sums_match(&histogram_sums, &naive_sums.histograms) {
+            prop_assert!(false, "histogram sums: {}", e);
+        }
     }
 }

@@ -52,6 +52,7 @@ fn secrets_are_filtered_everywhere_by_default() {
     assert_eq!(text(&span.fields, "token").as_deref(), Some(FILTERED));
     assert_eq!(text(&span.fields, "order").as_deref(), Some("7"));
     let durations = h.capture.named("span.duration");
+    assert!(!durations.is_empty(), "the span's duration was recorded");
     assert!(durations.iter().all(|r| has_tags(r, &[("token", FILTERED)])), "{durations:?}");
 
     let everything = format!("{:?}", h.capture.batches());
@@ -63,11 +64,23 @@ fn secrets_are_filtered_everywhere_by_default() {
 #[test]
 fn personal_data_can_be_sent_and_more_keys_filtered() {
     let h = Harness::new(Tally::builder().manual().send_default_pii(true).scrub_keys(["email"]));
-    h.run(|| error!(ip_address = "192.0.2.1", email = "ada@example.com", secret = "s", "failed"));
+    h.run(|| {
+        error!(
+            ip_address = "192.0.2.1",
+            email = "ada@example.com",
+            secret = "s",
+            Api_Key = "k",
+            Email = "E",
+            email_address = "e",
+            "failed"
+        )
+    });
     h.flush();
     let event = &h.capture.errors()[0];
     assert_eq!(text(&event.fields, "ip_address").as_deref(), Some("192.0.2.1"));
     assert_eq!(text(&event.fields, "email").as_deref(), Some(FILTERED), "an extra key");
-    assert_eq!(text(&event.fields, "SECRET").as_deref(), None);
+    assert_eq!(text(&event.fields, "Api_Key").as_deref(), Some(FILTERED), "any case");
+    assert_eq!(text(&event.fields, "Email").as_deref(), Some(FILTERED), "an extra key, any case");
+    assert_eq!(text(&event.fields, "email_address").as_deref(), Some("e"), "whole names only");
     assert_eq!(text(&event.fields, "secret").as_deref(), Some(FILTERED), "secrets always");
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tracing::{error, info_span};
+use tracing::{error, info, info_span};
 use tracing_tally::sink::{SessionStatus, SpanStatus, Transaction};
 use tracing_tally::{DropReason, Tally};
 
@@ -268,11 +268,14 @@ fn the_process_session_starts_and_ends_with_the_pipeline() {
     assert_eq!(capture.counter("sessions", &[("mode", "application"), ("status", "errored")]), 1.0);
 
     let no_release = Harness::manual();
+    no_release.run(|| info!(monotonic_counter.x = 1));
     no_release.flush();
-    assert!(
-        no_release.capture.batches().iter().all(|b| b.sessions().is_empty()),
-        "no release, no session"
-    );
+    let capture = no_release.capture.clone();
+    drop(no_release.guard);
+    let batches = capture.batches();
+    assert!(!batches.is_empty(), "the flush and the final flush exported");
+    assert_eq!(capture.counter("x", &[]), 1.0);
+    assert!(batches.iter().all(|b| b.sessions().is_empty()), "no release, no session");
 }
 
 #[test]

@@ -1,8 +1,14 @@
 //! DSN handling: clear errors for every malformed part; the key never printed.
 
+use std::process::Command;
+use std::time::Duration;
+
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::Registry;
 use tracing_tally::sink::sentry::{Dsn, SentryOptions};
 use tracing_tally::{BuildError, Tally};
+
+use crate::peers::{check, Receiver};
 
 #[test]
 fn malformed_dsns_fail_at_build_naming_the_part() {
@@ -51,9 +57,47 @@ fn the_key_never_appears_in_debug_display_or_errors() {
     assert!(!bad.to_string().contains(secret));
 }
 
+/// Set in the child process of `sentry_dsn_is_read_from_the_environment`.
+const CHILD: &str = "TALLY_SENTRY_ENV_CHILD";
+
 #[test]
 fn sentry_dsn_is_read_from_the_environment() {
-    // Reads through a fake environment (the real one is process-global).
-    let error = Tally::builder().sentry("gopher://k@h/1").unwrap_err();
-    assert!(error.to_string().contains("scheme"));
+    if std::env::var_os(CHILD).is_some() {
+        // The child: configured from its environment only.
+        let (layer, guard) = Tally::builder().from_env().build().expect("build from the env");
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        tracing::dispatcher::with_default(&dispatch, || tracing::error!("configured by env"));
+        assert!(guard.flush(Duration::from_secs(10)));
+        return;
+    }
+    // The environment is process-global: set it in a child process of this test binary, which
+    // runs only this test, so no other test sees it.
+    let receiver = Receiver::start();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "config::sentry_dsn_is_read_from_the_environment", "--nocapture"])
+        .env(CHILD, "1")
+        .env("SENTRY_DSN", receiver.dsn())
+        .env("TALLY_MANUAL", "1")
+        .env("SENTRY_ENVIRONMENT", "from-env")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "child failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let received = receiver.received();
+    let event = received
+        .iter()
+        .find_map(|r| r.envelope().json("event"))
+        .unwrap_or_else(|| panic!("no event reached the DSN's receiver: {received:?}"));
+    assert_eq!(event["message"], "configured by env", "{event}");
+    assert_eq!(event["environment"], "from-env", "{event}");
+    for request in &received {
+        assert_eq!(request.path(), "/api/42/envelope/", "the DSN's project");
+        let auth = request.header("x-sentry-auth").unwrap_or_default();
+        assert!(auth.contains("sentry_key=public"), "the DSN's key: {auth}");
+        check(&request.body());
+    }
 }

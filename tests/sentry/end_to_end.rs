@@ -388,3 +388,44 @@ fn spans_past_the_limit_are_counted_in_the_transaction_and_a_client_report() {
     assert_eq!(discarded(&envelopes, "buffer_overflow", "span"), dropped);
     drop(guard);
 }
+
+#[test]
+fn legacy_statsd_items_pass_relays_checks() {
+    let receiver = Receiver::start();
+    let options = tracing_tally::sink::sentry::SentryOptions::new(&receiver.dsn())
+        .expect("dsn")
+        .timeout(Duration::from_secs(5))
+        .legacy_statsd(true);
+    let builder =
+        tracing_tally::Tally::builder().manual().sentry_options(options).release("shop@1.2.3");
+    let (dispatch, guard) = pipeline(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        info!(monotonic_counter.requests = 2, route = "/users|a,b\nc");
+        info!(gauge.queue_depth = 17);
+        info!("distribution.payload@byte" = 512);
+        info!(set.visitors = "a");
+    });
+    assert!(guard.flush(WAIT));
+    // `envelopes` runs every checker, Relay's included, on each envelope.
+    let envelopes = envelopes(&receiver);
+    let lines: Vec<String> = envelopes
+        .iter()
+        .flat_map(|e| e.items.iter())
+        .filter(|(header, _)| header["type"] == "statsd")
+        .flat_map(|(_, payload)| {
+            String::from_utf8(payload.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let line = |prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).cloned();
+    let requests = line("requests@none:2|c|#").unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(requests.contains("route:/users\\u{7c}a\\u{2c}b\\nc"), "{requests}");
+    assert!(line("queue_depth@none:17:17:17:17:1|g").is_some(), "{lines:?}");
+    assert!(line("payload@byte:512|d").is_some(), "{lines:?}");
+    assert!(line("visitors@none:1|g").is_some(), "{lines:?}");
+    assert!(with_item(&envelopes, "trace_metric").is_empty(), "legacy only");
+    drop(guard);
+}

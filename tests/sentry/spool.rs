@@ -56,15 +56,11 @@ fn delivered_once(received: &[Received]) -> HashSet<String> {
     seen
 }
 
-/// A port nothing listens on (a receiver's, once it is gone).
-fn dead_port() -> u16 {
-    Receiver::start().port
-}
-
 #[test]
 fn an_outage_is_spooled_and_delivered_once_after_recovery() {
     let dir = crate::shared::scratch("sentry-spool-outage");
-    let port = dead_port();
+    let mut receiver = Receiver::start_down();
+    let port = receiver.port;
     let (dispatch, guard) = pipeline(builder(port, &dir));
     for round in 0..3 {
         tracing::dispatcher::with_default(&dispatch, || hits(round, 4));
@@ -74,7 +70,7 @@ fn an_outage_is_spooled_and_delivered_once_after_recovery() {
     let stats = guard.stats();
     assert_eq!(stats.total_dropped(), 0, "spooled, not dropped: {stats:?}");
 
-    let receiver = Receiver::start_on(port);
+    receiver.up();
     tracing::dispatcher::with_default(&dispatch, || hits(3, 4));
     assert!(guard.flush(WAIT));
     let items = delivered_once(&receiver.received());
@@ -89,14 +85,15 @@ fn an_outage_is_spooled_and_delivered_once_after_recovery() {
 #[test]
 fn what_is_spooled_is_sent_by_the_next_process() {
     let dir = crate::shared::scratch("sentry-spool-restart");
-    let port = dead_port();
+    let mut receiver = Receiver::start_down();
+    let port = receiver.port;
     let (dispatch, guard) = pipeline(builder(port, &dir));
     tracing::dispatcher::with_default(&dispatch, || hits(0, 5));
     let _ = guard.flush(Duration::from_secs(2));
     drop(guard);
     assert_eq!(spooled(&dir), 1);
 
-    let receiver = Receiver::start_on(port);
+    receiver.up();
     let (_dispatch, guard) = pipeline(builder(port, &dir));
     assert!(guard.flush(WAIT));
     assert_eq!(delivered_once(&receiver.received()).len(), 5);

@@ -16,7 +16,9 @@ use tracing_subscriber::prelude::*;
 use tracing_tally::sink::statsd::StatsdOptions;
 use tracing_tally::{DropReason, Tally};
 
-use crate::books::{balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND};
+use crate::books::{
+    assert_produced_as_emitted, balance, workload, Books, Compare, Ledger, EVENTS_PER_ROUND,
+};
 use crate::peers::scratch;
 
 const ROUNDS: u64 = 8;
@@ -67,8 +69,12 @@ impl Receiver {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
+            loop {
+                // Stopped: connections already made are read first.
                 let Ok((mut stream, _)) = listener.accept() else {
+                    if stopping.load(Ordering::Relaxed) {
+                        break;
+                    }
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
@@ -114,20 +120,27 @@ impl Drop for Receiver {
     }
 }
 
-/// The messages read, booked by metric: a counter's value, a distribution's values (each
-/// weighted by `1 / rate`, as the Agent counts them), a gauge's point.
+/// The messages read, booked by metric: a counter's value, a distribution's values, a gauge's
+/// point. A sample rate weighs what a line carries, as the Agent reads it: a value sent with
+/// `|@0.5` stands for two.
 fn delivered(lines: &[String]) -> Books {
     let mut books = Books::default();
     for line in lines {
         let mut parts = line.split('|');
         let (name, values) = parts.next().unwrap().split_once(':').unwrap();
         let kind = parts.next().unwrap();
+        let rate: f64 = parts.find_map(|field| field.strip_prefix('@')).map_or(1.0, |rate| {
+            let rate: f64 = rate.parse().unwrap();
+            assert!(rate > 0.0 && rate <= 1.0, "sample rate {rate} in {line}");
+            rate
+        });
         let values: Vec<f64> = values.split(':').map(|v| v.parse().unwrap()).collect();
-        let rate: f64 = parts.find_map(|p| p.strip_prefix('@')).map_or(1.0, |r| r.parse().unwrap());
         match kind {
-            "c" => books.add(name, 1, values.iter().sum()),
+            "c" => books.add(name, 1, values.iter().sum::<f64>() / rate),
+            // `|@1/n`: each value stands for n.
             "d" | "h" => books.add(name, 0, values.len() as f64 * (1.0 / rate).round()),
-            _ => books.add(name, 1, values.len() as f64),
+            "g" => books.add(name, 1, values.len() as f64),
+            other => panic!("unexpected type {other} in {line}"),
         }
     }
     books
@@ -183,10 +196,9 @@ fn run(
         paused.store(round == 6, Ordering::Relaxed);
         let _ = guard.flush(Duration::from_secs(2));
         paused.store(false, Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(50));
     }
     assert!(guard.flush(Duration::from_secs(5)));
-    std::thread::sleep(Duration::from_millis(200));
+    // Sent means in the socket: the receiver reads all of it before it stops.
     drop(receiver);
     let stats = guard.stats();
     assert_eq!(stats.dropped(DropReason::SinkPanic), 0);
@@ -208,9 +220,9 @@ fn check(produced: &Books, lines: &[String], lost: &Books) {
             ("acct.depth", Compare { points: true, values: false }),
         ],
     );
-    let events = (EVENTS_PER_ROUND * ROUNDS) as f64;
-    assert_eq!(produced.get("acct.requests").values, events, "nothing lost before the sink");
+    assert_produced_as_emitted(produced, ROUNDS);
     assert!(lost.get("acct.requests").points > 0, "the faults cost something: {table}");
+    let events = (EVENTS_PER_ROUND * ROUNDS) as f64;
     assert_eq!(produced.get("acct.retries").values, events, "{table}");
 }
 

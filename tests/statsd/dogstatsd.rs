@@ -68,6 +68,25 @@ fn workload(dispatch: &tracing::Dispatch, guard: &tracing_tally::FlushGuard) -> 
     expected
 }
 
+/// Whether everything expected has arrived (the totals, the events, the telemetry); `check`
+/// then says whether it is right.
+fn arrived(summary: &Value, expected: &Expected) -> bool {
+    let metrics = &summary["metrics"];
+    let counters = expected
+        .counters
+        .iter()
+        .all(|(key, total)| metrics[key]["sum"].as_f64().is_some_and(|s| s >= *total - 1e-9));
+    let distributions = expected
+        .distributions
+        .iter()
+        .all(|(key, (count, _, _))| metrics[key]["count"].as_f64() >= Some(*count as f64));
+    let events = summary["events"].as_array().map_or(0, Vec::len) >= expected.events;
+    let telemetry = metrics
+        .as_object()
+        .is_some_and(|m| m.keys().any(|k| k.starts_with("datadog.dogstatsd.client.metrics|c|")));
+    counters && distributions && events && telemetry
+}
+
 fn check(summary: &Value, expected: &Expected) {
     assert_eq!(summary["bad"], serde_json::json!([]), "grammar errors: {}", summary["bad"]);
     assert_eq!(summary["bad_datagrams"], serde_json::json!([]), "{}", summary["bad_datagrams"]);
@@ -118,7 +137,7 @@ fn run(transport: &str) {
     let (dispatch, guard) = pipeline(options);
     let expected = workload(&dispatch, &guard);
     drop(guard);
-    let summary = sink.summary();
+    let summary = sink.summary_when(|summary| arrived(summary, &expected));
     let transports = summary["transports"].as_object().unwrap();
     let expected_transport = if transport == "stream" { "uds-stream" } else { transport };
     assert!(transports.contains_key(expected_transport), "{transports:?}");
@@ -158,7 +177,22 @@ fn datagrams_fill_up_to_the_limit_and_never_past_it() {
         }
     });
     drop(guard);
-    let summary = sink.summary();
+    let hits_and_sizes = |summary: &Value| {
+        let counted = |prefix: &str, field: &str| -> f64 {
+            summary["metrics"].as_object().map_or(0.0, |metrics| {
+                metrics
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(prefix))
+                    .map(|(_, m)| m[field].as_f64().unwrap_or(0.0))
+                    .sum()
+            })
+        };
+        (counted("hits|c|", "sum"), counted("size|", "count"))
+    };
+    let summary = sink.summary_when(|summary| {
+        let (hits, sizes) = hits_and_sizes(summary);
+        hits >= 400.0 && sizes >= 400.0
+    });
     assert_eq!(summary["bad_datagrams"], serde_json::json!([]), "{}", summary["bad_datagrams"]);
     assert_eq!(summary["bad"], serde_json::json!([]));
     let largest = summary["max_datagram"].as_u64().unwrap();

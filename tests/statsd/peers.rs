@@ -48,16 +48,28 @@ impl DogstatsdSink {
         DogstatsdSink { child, out, udp_port, uds, uds_stream }
     }
 
-    /// `dogstatsd_check.py`'s summary of everything received so far, once the receiver is idle.
+    /// `dogstatsd_check.py`'s summary of what was received, polled until `done` holds for it
+    /// (or 10 s have passed: the caller's checks then say what is missing).
+    pub(crate) fn summary_when(&self, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let summary = self.summary();
+            if done(&summary) || std::time::Instant::now() > deadline {
+                return summary;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// `dogstatsd_check.py`'s summary of everything received so far (`null` while the
+    /// receiver is half-way through writing a record).
     pub(crate) fn summary(&self) -> Value {
-        // The receiver writes its file when its sockets have nothing more to read.
-        std::thread::sleep(std::time::Duration::from_millis(300));
         let output = Command::new(python())
             .arg(root().join("tools/peers/dogstatsd_check.py"))
             .arg(&self.out)
             .output()
             .expect("run dogstatsd_check.py");
-        serde_json::from_slice(&output.stdout).expect("JSON summary")
+        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
     }
 
     /// Every datagram recorded, as the receiver parsed it.

@@ -28,6 +28,36 @@ pub(crate) fn workload(round: u64) {
     }
 }
 
+/// What [`workload`] emitted over `rounds` rounds, booked as [`Books::add_record`] books it: the
+/// counters' sums, and the number of values of the distribution and the gauge. (Points depend
+/// on how the rounds fell into intervals; values do not.)
+pub(crate) fn emitted(rounds: u64) -> BTreeMap<&'static str, f64> {
+    let mut values = BTreeMap::new();
+    for _ in 0..rounds {
+        for i in 0..EVENTS_PER_ROUND {
+            *values.entry("acct.requests").or_default() += 1.0;
+            *values.entry("acct.inflight").or_default() += ((i % 5) as i64 - 1) as f64;
+            *values.entry("acct.latency").or_default() += 1.0;
+            *values.entry("acct.depth").or_default() += 1.0;
+        }
+    }
+    values
+}
+
+/// Checks that the pipeline produced, for every metric of [`workload`], exactly what was
+/// emitted over `rounds` rounds: nothing was lost or invented before the sinks.
+pub(crate) fn assert_produced_as_emitted(produced: &Books, rounds: u64) {
+    for (metric, values) in emitted(rounds) {
+        assert_eq!(
+            produced.get(metric).values,
+            values,
+            "{metric}: produced {:?}, emitted {values}",
+            produced.get(metric)
+        );
+        assert!(produced.get(metric).points > 0, "{metric}");
+    }
+}
+
 /// Points and values of one metric.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Line {

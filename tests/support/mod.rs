@@ -131,3 +131,56 @@ impl Harness {
         assert!(self.guard.flush(Duration::from_secs(5)), "flush did not complete");
     }
 }
+
+/// A handle on one pipeline's own guard, for code running inside that pipeline (a field's
+/// `Debug`, a sink, another layer) to flush it, and no other pipeline of the test binary
+/// (the global `tracing_tally::flush` reaches whichever pipeline was built last).
+#[derive(Clone, Default)]
+pub(crate) struct OwnFlush {
+    guard: Arc<std::sync::OnceLock<std::sync::Weak<FlushGuard>>>,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+    detached: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl OwnFlush {
+    /// Shares `guard` with the handle; returns it for the test to keep.
+    pub(crate) fn attach(&self, guard: FlushGuard) -> Arc<FlushGuard> {
+        let guard = Arc::new(guard);
+        assert!(self.guard.set(Arc::downgrade(&guard)).is_ok(), "attached twice");
+        guard
+    }
+
+    /// Flushes the attached pipeline; `None` if none is attached (or it is gone).
+    pub(crate) fn flush(&self, timeout: Duration) -> Option<bool> {
+        if self.detached.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        let guard = self.guard.get()?.upgrade()?;
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(guard.flush(timeout))
+    }
+
+    /// How many flushes went to the attached pipeline.
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Takes the guard back: no flush starts any more, and the one in progress, if any, is
+    /// waited for (10 s at most), so that dropping it is the test's own shutdown, on the test's
+    /// thread.
+    pub(crate) fn detach(&self, guard: Arc<FlushGuard>) -> FlushGuard {
+        self.detached.store(true, std::sync::atomic::Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut guard = guard;
+        loop {
+            match Arc::try_unwrap(guard) {
+                Ok(guard) => return guard,
+                Err(shared) => {
+                    assert!(std::time::Instant::now() < deadline, "a flush kept the guard");
+                    guard = shared;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+}

@@ -3,10 +3,12 @@
 #![allow(dead_code)]
 
 #[cfg(any(feature = "sentry", feature = "datadog"))]
+use std::io::Write;
+#[cfg(any(feature = "sentry", feature = "datadog"))]
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 #[cfg(any(feature = "sentry", feature = "datadog"))]
-use std::process::Child;
+use std::process::{Child, ChildStdin, ChildStdout};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -57,22 +59,43 @@ pub(crate) fn tool(name: &str, args: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
-/// A running `http_sink.py`, stopped on drop.
+/// A running `http_sink.py`, stopped on drop. Its port is its own for its whole life, up or
+/// down (see `down`), so no other process can take it in between.
 #[cfg(any(feature = "sentry", feature = "datadog"))]
 pub(crate) struct Receiver {
     child: Child,
+    control: ChildStdin,
+    replies: BufReader<ChildStdout>,
     pub(crate) port: u16,
 }
 
 #[cfg(any(feature = "sentry", feature = "datadog"))]
 impl Receiver {
     pub(crate) fn start() -> Receiver {
-        Receiver::start_on(0)
+        Receiver::spawn(0, &[])
     }
 
-    /// A receiver on `port` (0: any free port).
-    pub(crate) fn start_on(port: u16) -> Receiver {
-        Receiver::spawn(port, &[])
+    /// A receiver that holds its port but is down: connections are refused until `up`.
+    pub(crate) fn start_down() -> Receiver {
+        Receiver::spawn(0, &["--down"])
+    }
+
+    /// Takes the receiver away: the listening socket and open connections are closed, so
+    /// clients get "connection refused"; the port stays reserved and what was received kept.
+    pub(crate) fn down(&mut self) {
+        self.command("down", "DOWN");
+    }
+
+    /// Brings the receiver back on the same port.
+    pub(crate) fn up(&mut self) {
+        self.command("up", "UP");
+    }
+
+    fn command(&mut self, command: &str, expected: &str) {
+        writeln!(self.control, "{command}").expect("write to http_sink.py");
+        let mut line = String::new();
+        self.replies.read_line(&mut line).expect("read from http_sink.py");
+        assert_eq!(line.trim(), expected, "http_sink.py answered {line:?} to {command}");
     }
 
     /// An HTTPS receiver with the certificate chain and key of `tls`.
@@ -86,19 +109,22 @@ impl Receiver {
         let mut child = Command::new(python())
             .arg(root().join("tools/peers/http_sink.py"))
             .arg(port.to_string())
+            .arg("--control-stdin")
             .args(extra)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start http_sink.py");
-        let stdout = child.stdout.take().expect("piped stdout");
+        let control = child.stdin.take().expect("piped stdin");
+        let mut replies = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read LISTENING");
+        replies.read_line(&mut line).expect("read LISTENING");
         let port = line
             .strip_prefix("LISTENING ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line from http_sink.py: {line:?}"));
-        Receiver { child, port }
+        Receiver { child, control, replies, port }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -243,35 +269,26 @@ impl TestCertificates {
 }
 
 /// Runs one round per fault: sets the fault on `receiver`, or for `None` takes the receiver
-/// away for the round (keeping what it received) and brings it back on the same port after;
-/// `round(i, fault)` runs in between. Returns the receiver, reset to its default replies, and
-/// what the receivers it replaced had received.
+/// down for the round (it keeps what it received, and its port) and brings it back after;
+/// `round(i, fault)` runs in between. Returns the receiver, reset to its default replies.
 #[cfg(any(feature = "sentry", feature = "datadog"))]
 pub(crate) fn fault_rounds(
-    receiver: Receiver,
+    mut receiver: Receiver,
     faults: &[Option<serde_json::Value>],
     mut round: impl FnMut(usize, Option<&serde_json::Value>),
-) -> (Receiver, Vec<Received>) {
-    let port = receiver.port;
-    let mut receiver = Some(receiver);
-    let mut received = Vec::new();
+) -> Receiver {
     for (i, fault) in faults.iter().enumerate() {
-        match (fault, &receiver) {
-            (Some(fault), Some(up)) => up.behave(fault.clone()),
-            (None, Some(up)) => {
-                received.extend(up.received());
-                receiver = None;
-            }
-            (_, None) => {}
+        match fault {
+            Some(fault) => receiver.behave(fault.clone()),
+            None => receiver.down(),
         }
         round(i, fault.as_ref());
-        if receiver.is_none() {
-            receiver = Some(Receiver::start_on(port));
+        if fault.is_none() {
+            receiver.up();
         }
     }
-    let receiver = receiver.unwrap_or_else(|| Receiver::start_on(port));
     receiver.behave(serde_json::json!({}));
-    (receiver, received)
+    receiver
 }
 
 /// Spool files (`*.spool`) of `sink` (`datadog`, `sentry`) under the spool directory `dir`.

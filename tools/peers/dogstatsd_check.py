@@ -25,6 +25,7 @@ when the number of lines differs; 2 if OUT cannot be read.
 import argparse
 import json
 import sys
+import time
 
 
 def context_key(line):
@@ -96,25 +97,79 @@ def summarise(records):
     return out
 
 
+def expectation(text):
+    """'NAME|TYPE=VALUE' -> (NAME, TYPE, VALUE)."""
+    key, sep, value = text.rpartition("=")
+    name, bar, kind = key.partition("|")
+    if not sep or not bar or kind not in ("c", "g", "ms", "h", "d", "s"):
+        raise argparse.ArgumentTypeError(f"expected NAME|TYPE=VALUE, got {text!r}")
+    return name, kind, float(value)
+
+
+def unmet(summary, expectations, events):
+    """What is missing from `summary`: one message per expectation that does not hold."""
+    problems = []
+    for name, kind, want in expectations:
+        found = [m for k, m in summary["metrics"].items() if k.split("|")[:2] == [name, kind]]
+        if not found:
+            problems.append(f"{name}|{kind}: nothing received")
+            continue
+        if kind == "c":
+            got = sum(m["sum"] for m in found)
+        elif kind == "s":
+            got = len({member for m in found for member in m["members"]})
+        elif kind == "g":
+            lasts = {m["last"] for m in found}
+            got = lasts.pop() if len(lasts) == 1 else sorted(lasts)
+        else:
+            got = sum(m["count"] for m in found)
+        if isinstance(got, int):
+            got = float(got)
+        if not isinstance(got, float) or abs(got - want) > 1e-9 * max(1.0, abs(want)):
+            problems.append(f"{name}|{kind}: got {got}, expected {want:g}")
+    if events is not None and len(summary["events"]) != events:
+        problems.append(f"{len(summary['events'])} events, expected {events}")
+    return problems
+
+
 def main(argv):
     ap = argparse.ArgumentParser(prog="dogstatsd_check.py", description="Summarise dogstatsd_sink.py output.")
     ap.add_argument("out", help="the sink's JSONL file")
     ap.add_argument("--expect-none-bad", action="store_true", help="exit 1 if any line or datagram is bad")
     ap.add_argument("--expect-lines", type=int, metavar="N", help="exit 1 unless exactly N lines were received")
+    ap.add_argument("--expect", type=expectation, action="append", default=[], metavar="NAME|TYPE=VALUE",
+                    help="exit 1 unless the metric's total over its tag sets is VALUE: a counter's sum "
+                         "(sample rates applied), the number of ms/h/d values, a set's distinct members, "
+                         "a gauge's last value")
+    ap.add_argument("--expect-events", type=int, metavar="N", help="exit 1 unless exactly N events arrived")
+    ap.add_argument("--wait", type=float, default=0.0, metavar="S",
+                    help="re-read OUT until the --expect* conditions hold, for at most S seconds")
     ap.add_argument("--compact", action="store_true", help="one-line JSON")
     args = ap.parse_args(argv[1:])
-    try:
-        with open(args.out, encoding="utf-8") as f:
-            records = [json.loads(line) for line in f if line.strip()]
-    except (OSError, ValueError) as e:
-        sys.stderr.write(f"dogstatsd_check: cannot read {args.out}: {e}\n")
-        return 2
-    summary = summarise(records)
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            with open(args.out, encoding="utf-8") as f:
+                records = [json.loads(line) for line in f if line.strip()]
+        except (OSError, ValueError) as e:
+            if time.monotonic() < deadline:  # not there yet, or half-way through a record
+                time.sleep(0.05)
+                continue
+            sys.stderr.write(f"dogstatsd_check: cannot read {args.out}: {e}\n")
+            return 2
+        summary = summarise(records)
+        problems = unmet(summary, args.expect, args.expect_events)
+        if not problems or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     print(json.dumps(summary, ensure_ascii=False, indent=None if args.compact else 1, sort_keys=False))
     status = 0
     if args.expect_none_bad and (summary["bad"] or summary["bad_datagrams"]):
         sys.stderr.write(f"dogstatsd_check: {len(summary['bad'])} bad lines, "
                          f"{len(summary['bad_datagrams'])} bad datagrams\n")
+        status = 1
+    for problem in problems:
+        sys.stderr.write(f"dogstatsd_check: {problem}\n")
         status = 1
     if args.expect_lines is not None and summary["lines"] != args.expect_lines:
         sys.stderr.write(f"dogstatsd_check: {summary['lines']} lines, expected {args.expect_lines}\n")

@@ -1,12 +1,20 @@
 #!/usr/bin/env python3
 """Recording HTTP sink for integration tests (Sentry envelopes, Datadog/OTLP JSON, ...).
 
-Usage: http_sink.py PORT [--verbose] [--tls CERT KEY]      (PORT 0 = pick a free port)
+Usage: http_sink.py PORT [--verbose] [--tls CERT KEY] [--control-stdin] [--down]      (PORT 0 = pick a free port)
 
 With --tls, every connection is HTTPS with the certificate chain CERT (PEM) and its key KEY
 (PEM); the control endpoints too.
 
 Binds 127.0.0.1 only and prints "LISTENING <port>" (flushed) once ready.  Stops cleanly on SIGTERM/SIGINT.
+
+The port stays the sink's for its whole life, up or down: besides the listening socket it holds a bound,
+never-listening socket on the same port (both SO_REUSEPORT, which no other process's bind to port 0 can share),
+so no other process can take the port while the sink is "down".  With --control-stdin it reads commands, one
+a line, from stdin and answers each on stdout: "down" closes the listening socket and every open connection
+(clients then get "connection refused", as from a server that is gone) and answers "DOWN"; "up" listens on
+the same port again and answers "UP".  What was recorded is kept.  EOF on stdin stops the sink.  --down starts
+it down ("LISTENING <port>" still names the held port).
 
 Every POST/PUT to a non-control path is recorded: method, path, query, headers (names lower-cased, repeats
 joined with ", "), raw body length, the decoded body (chunked transfer and Content-Encoding gzip / deflate
@@ -448,12 +456,53 @@ class Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     tls = None  # an ssl.SSLContext when serving HTTPS
 
+    def server_bind(self):
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+        self.connections = set()
+        self.connections_lock = threading.Lock()
+        # Holds the port while the listening socket is closed ("down"): bound, never listening.
+        self.hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.hold.bind(self.server_address)
+
     def finish_request(self, request, client_address):
-        # The TLS handshake runs on the connection's own thread: a client that refuses the
-        # certificate fails there, and the server goes on.
-        if self.tls is not None:
-            request = self.tls.wrap_socket(request, server_side=True)
-        super().finish_request(request, client_address)
+        with self.connections_lock:
+            self.connections.add(request)
+        try:
+            # The TLS handshake runs on the connection's own thread: a client that refuses the
+            # certificate fails there, and the server goes on.
+            if self.tls is not None:
+                request = self.tls.wrap_socket(request, server_side=True)
+            super().finish_request(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.connections.discard(request)
+
+    def go_down(self):
+        """Stops serving: the listening socket and every open connection are closed."""
+        self.shutdown()
+        self.socket.close()
+        with self.connections_lock:
+            open_now = list(self.connections)
+        for connection in open_now:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def go_up(self):
+        """Listens on the same port again and serves in a background thread."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(self.server_address)
+        listener.listen(self.request_queue_size)
+        self.socket = listener
+        self.serve_in_background()
+
+    def serve_in_background(self):
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
@@ -465,13 +514,17 @@ def main(argv):
     global VERBOSE
     args = [a for a in argv[1:] if a != "--verbose"]
     VERBOSE = len(args) != len(argv) - 1
+    control = "--control-stdin" in args
+    start_down = "--down" in args
+    args = [a for a in args if a not in ("--control-stdin", "--down")]
     tls = None
     if "--tls" in args:
         at = args.index("--tls")
         tls = args[at + 1:at + 3]
         del args[at:at + 3]
     if len(args) != 1 or not args[0].isdigit() or int(args[0]) > 65535 or (tls is not None and len(tls) != 2):
-        sys.stderr.write("usage: http_sink.py PORT [--verbose] [--tls CERT KEY]   (PORT 0 = pick a free port)\n")
+        sys.stderr.write("usage: http_sink.py PORT [--verbose] [--tls CERT KEY] [--control-stdin] [--down]"
+                         "   (PORT 0 = pick a free port)\n")
         return 2
     server = Server(("127.0.0.1", int(args[0])), Handler)
     if tls is not None:
@@ -480,16 +533,38 @@ def main(argv):
         context.load_cert_chain(tls[0], tls[1])
         server.tls = context
 
+    stopped = threading.Event()
+
     def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        stopped.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if start_down:
+        server.socket.close()
+    else:
+        server.serve_in_background()
     print(f"LISTENING {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
+    if control:
+        def commands():
+            up = not start_down
+            for line in sys.stdin:
+                command = line.strip()
+                if command == "down" and up:
+                    server.go_down()
+                    up = False
+                elif command == "up" and not up:
+                    server.go_up()
+                    up = True
+                elif command not in ("down", "up"):
+                    print(f"ERROR unknown command {command!r}", flush=True)
+                    continue
+                print("UP" if up else "DOWN", flush=True)
+            stopped.set()
+
+        threading.Thread(target=commands, daemon=True).start()
+    while not stopped.wait(0.05):
+        pass
     return 0
 
 

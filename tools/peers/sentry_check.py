@@ -9,15 +9,25 @@ Usage: sentry_check.py [-v] FILE|-        (-v also prints each normalized event)
   -> "other"; annotations the payload's own "_meta" already carried, without errors, excepted), and any exception (first line only; e.g. ProcessingErrorInvalidTransaction) is a problem.
   A transaction payload without "type" gets "type":"transaction" first (as Relay does from the item type).
   The event's event_id must match the envelope header's, when both are present.
-* session: sid (UUID), started (RFC 3339), status (ok|exited|crashed|abnormal), attrs.release (checked with
-  sentry_relay.parse_release); optional fields typed; unknown keys reported.
-* sessions: attrs.release; aggregates[] entries with started plus non-negative integer counts
-  (exited, errored, abnormal, crashed, unhandled).
-* client_report: timestamp (unix number or RFC 3339); discarded_events[] with reason, category (a category
-  Relay knows: sentry_relay.DataCategory.parse) and a non-negative integer quantity.
-* trace_metric: each of payload["items"] has timestamp (number), trace_id (32 lowercase hex), name,
-  type (counter|gauge|distribution), numeric value, optional span_id (16 hex) / unit, and attributes
-  {key: {"value": v, "type": "string|integer|double|boolean"}} with v matching the type.
+Relay has no parser for the other item types in this package, so their fields go through the same
+normalizer wherever Relay's event schema has a field of that kind ("Relay fields" below: a synthetic event
+holding only those fields is normalized, and any error, _meta entry or exception is a problem), and through
+sentry_relay.parse_release and sentry_relay.DataCategory; what is left are hand-written rules ("rules"):
+* session: Relay fields: sid as event_id (a UUID), started and timestamp as timestamps, attrs.environment
+  as environment, did as user.id; attrs.release through sentry_relay.parse_release. Rules: status
+  (ok|exited|crashed|abnormal), required keys, types and non-negative counts, unknown keys.
+* sessions: Relay fields: each aggregate's started as a timestamp, attrs.environment; attrs.release through
+  parse_release. Rules: non-negative integer counts (exited, errored, abnormal, crashed, unhandled), keys.
+* client_report: Relay fields: timestamp; each category through sentry_relay.DataCategory.parse. Rules:
+  reason a non-empty string, quantity a non-negative integer, keys.
+* trace_metric: Relay fields per item: timestamp, trace_id and span_id as contexts.trace ids, value and
+  unit as a measurement (Relay's unit rules), the sentry.release / sentry.environment attributes as release /
+  environment (an item without span_id gets a valid stand-in, as an event's trace context needs one). Rules: container headers (content_type, item_count), name, type (counter|gauge|distribution),
+  keys, and attributes {key: {"value": v, "type": "string|integer|double|boolean"}} with v matching the type.
+* statsd (legacy): one line per metric, NAME@UNIT:VALUE[:VALUE...]|TYPE|#k:v,...|T<ts>. Relay fields: the
+  unit as a measurement unit, the tags (values as sent, escaped) as event tags, T as a timestamp. Rules: the line's
+  shape, the name ([A-Za-z0-9_.-], 1-150), TYPE c|d|s|g with numeric values (c one, g one or five:
+  last:min:max:sum:count, s integers), escapes in tag values.
 Other item types are listed as "not checked". Framing is parsed with envelope_strict.parse_envelope.
 
 Prints "ERROR <problem>" lines and exits 1, or "OK <n> items checked" (last line) and exits 0.
@@ -28,6 +38,7 @@ import math
 import os
 import re
 import sys
+import time
 import uuid
 
 sys.dont_write_bytecode = True  # keep tools/peers free of __pycache__
@@ -49,6 +60,32 @@ CLIENT_REPORT_KEYS = {"timestamp", "discarded_events", "rate_limited_events", "f
 METRIC_TYPES = {"counter", "gauge", "distribution"}
 METRIC_KEYS = {"timestamp", "trace_id", "span_id", "name", "type", "value", "unit", "attributes"}
 TRACE_METRIC_CONTENT_TYPE = "application/vnd.sentry.items.trace-metric+json"
+STATSD_LINE = re.compile(r"^(?P<name>[^@:|]+)(?:@(?P<unit>[^:|]+))?(?P<values>(?::[^:|]+)+)\|(?P<type>[cdsg])"
+                         r"(?:\|#(?P<tags>[^|]*))?(?:\|T(?P<ts>[0-9]+))?$")
+STATSD_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,150}$")
+STATSD_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
+
+
+def unescape_statsd(value):
+    """Undoes Relay's statsd tag-value escapes (\\n \\r \\t \\\\ \\u{...}); ValueError on a bad one."""
+    out, i = [], 0
+    while i < len(value):
+        c = value[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        nxt = value[i + 1:i + 2]
+        if nxt in STATSD_ESCAPES:
+            out.append(STATSD_ESCAPES[nxt])
+            i += 2
+        elif nxt == "u" and value[i + 2:i + 3] == "{" and "}" in value[i + 3:]:
+            end = value.index("}", i + 3)
+            out.append(chr(int(value[i + 3:end], 16)))
+            i = end + 1
+        else:
+            raise ValueError(f"bad escape at {i}")
+    return "".join(out)
 
 
 def first_line(exc):
@@ -176,6 +213,40 @@ class Checker:
                 continue
             self.problem(where, f"Relay _meta at {path}: {describe_meta(entry)}")
 
+    # --- fields of other items, through the same normalizer -------------------------------------
+    def relay_fields(self, where, fields):
+        """Normalizes a synthetic event made of `fields` (Relay's event schema: timestamp, event_id,
+        environment, release, user, tags, contexts, measurements); each error, _meta entry or exception
+        is a problem of `where`."""
+        event = {"timestamp": fields.pop("timestamp", None)}
+        if event["timestamp"] is None:
+            del event["timestamp"]
+        event.update(fields)
+        if "measurements" in event:
+            # Relay reads measurements (and checks their units) on transactions only.
+            event["type"] = "transaction"
+            event["transaction"] = "check"
+            event.setdefault("timestamp", time.time())
+            event["start_timestamp"] = event["timestamp"]
+            trace = event.setdefault("contexts", {}).setdefault("trace", {})
+            trace.setdefault("trace_id", "0123456789abcdef0123456789abcdef")
+            trace.setdefault("span_id", "0000000000000001")
+        try:
+            out = self.normalizer.normalize_event(event)
+        except Exception as e:
+            self.problem(where, f"Relay rejected {sorted(event)}: {first_line(e)}")
+            return
+        for err in out.get("errors") or []:
+            self.problem(where, f"Relay error: {describe_error(err)}")
+        for path, entry in walk_meta(out.get("_meta")):
+            self.problem(where, f"Relay _meta at {path}: {describe_meta(entry)}")
+
+    def attrs_fields(self, attrs):
+        fields = {}
+        if isinstance(attrs, dict) and isinstance(attrs.get("environment"), str):
+            fields["environment"] = attrs["environment"]
+        return fields
+
     # --- session / sessions -----------------------------------------------------------------------
     def session(self, where, s):
         for key in ("sid", "started", "status", "attrs"):
@@ -208,6 +279,14 @@ class Checker:
             self.problem(where, f"did must be a string, got {s['did']!r}")
         for k in sorted(set(s) - SESSION_KEYS):
             self.problem(where, f"unknown key {k!r}")
+        fields = self.attrs_fields(s.get("attrs"))
+        if isinstance(s.get("sid"), str):
+            fields["event_id"] = s["sid"]
+        if isinstance(s.get("did"), str):
+            fields["user"] = {"id": s["did"]}
+        self.relay_fields(f"{where} (sid, started, attrs)", dict(fields, timestamp=s.get("started")))
+        if "timestamp" in s:
+            self.relay_fields(f"{where} (timestamp)", {"timestamp": s["timestamp"]})
 
     def sessions(self, where, s):
         if "attrs" not in s:
@@ -236,6 +315,13 @@ class Checker:
                     self.problem(w, f"unknown key {k!r}")
         for k in sorted(set(s) - {"attrs", "aggregates"}):
             self.problem(where, f"unknown key {k!r}")
+        self.relay_fields(f"{where} (attrs)", self.attrs_fields(s.get("attrs")))
+        for i, a in enumerate(aggs):
+            if isinstance(a, dict) and "started" in a:
+                fields = {"timestamp": a["started"]}
+                if isinstance(a.get("did"), str):
+                    fields["user"] = {"id": a["did"]}
+                self.relay_fields(f"{where} aggregates[{i}]", fields)
 
     # --- client_report ----------------------------------------------------------------------------
     def client_report(self, where, r):
@@ -272,6 +358,8 @@ class Checker:
                     self.problem(w, f"unknown key {k!r}")
         for k in sorted(set(r) - CLIENT_REPORT_KEYS):
             self.problem(where, f"unknown key {k!r}")
+        if "timestamp" in r:
+            self.relay_fields(f"{where} (timestamp)", {"timestamp": r["timestamp"]})
 
     # --- trace_metric -----------------------------------------------------------------------------
     def trace_metric(self, where, item_header, body):
@@ -316,6 +404,80 @@ class Checker:
                 self.attribute(f"{w} attributes[{k!r}]", a)
             for k in sorted(set(m) - METRIC_KEYS):
                 self.problem(w, f"unknown key {k!r}")
+            # An event's trace context needs a span id; a metric may have none (then a valid stand-in).
+            span_id = m.get("span_id", "0000000000000001")
+            fields = {"timestamp": m.get("timestamp"), "contexts": {"trace": {"trace_id": tid, "span_id": span_id}}}
+            if is_num(m.get("value")):
+                measurement = {"value": m["value"]}
+                if "unit" in m:
+                    measurement["unit"] = m["unit"]
+                fields["measurements"] = {"value": measurement}
+            for attribute, field in (("sentry.release", "release"), ("sentry.environment", "environment")):
+                value = attrs.get(attribute)
+                if isinstance(value, dict) and isinstance(value.get("value"), str):
+                    fields[field] = value["value"]
+            if isinstance(fields.get("release"), str):
+                try:
+                    parse_release(fields["release"])
+                except Exception as e:
+                    self.problem(w, f"release {fields['release']!r} rejected by Relay: {first_line(e)}")
+            self.relay_fields(w, fields)
+
+    # --- statsd (legacy) --------------------------------------------------------------------------
+    def statsd(self, where, payload):
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            self.problem(where, "payload is not UTF-8")
+            return
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if not lines:
+            self.problem(where, "no metric lines")
+        for i, line in enumerate(lines):
+            w = f"{where} line {i} {line[:80]!r}"
+            m = STATSD_LINE.match(line)
+            if not m:
+                self.problem(w, "not NAME@UNIT:VALUE...|TYPE[|#TAGS][|T<ts>]")
+                continue
+            name, unit, kind = m["name"], m["unit"], m["type"]
+            if not STATSD_NAME.match(name):
+                self.problem(w, f"bad metric name {name!r}")
+            values = m["values"].split(":")[1:]
+            try:
+                numbers = [float(v) for v in values]
+            except ValueError:
+                self.problem(w, f"values must be numbers, got {values!r}")
+                numbers = []
+            if any(not math.isfinite(v) for v in numbers):
+                self.problem(w, f"values must be finite, got {values!r}")
+            if kind == "c" and len(values) != 1:
+                self.problem(w, f"a counter takes one value, got {len(values)}")
+            if kind == "g" and len(values) not in (1, 5):
+                self.problem(w, f"a gauge takes 1 or 5 values (last:min:max:sum:count), got {len(values)}")
+            if kind == "s" and any(not v.lstrip("-").isdigit() for v in values):
+                self.problem(w, f"set members must be integers, got {values!r}")
+            fields = {}
+            if unit is not None and numbers:
+                fields["measurements"] = {"value": {"value": numbers[0], "unit": unit}}
+            if m["ts"] is not None:
+                fields["timestamp"] = int(m["ts"])
+            if m["tags"] is not None:
+                tags = []
+                for tag in m["tags"].split(","):
+                    key, sep, value = tag.partition(":")
+                    if not sep or not key:
+                        self.problem(w, f"tag {tag!r} is not key:value")
+                        continue
+                    try:
+                        unescape_statsd(value)
+                    except ValueError as e:
+                        self.problem(w, f"tag {tag!r}: {e}")
+                    # As on the wire (escaped): event tags, unlike metric tags, refuse control characters.
+                    tags.append([key, value])
+                fields["tags"] = tags
+            self.relay_fields(w, fields)
 
     def attribute(self, where, a):
         if not isinstance(a, dict) or set(a) != {"value", "type"}:
@@ -346,6 +508,10 @@ class Checker:
             where = f"item {n} ({ty})"
             if ty in ("event", "transaction"):
                 self.event(where, ty, payload, header)
+                checked += 1
+                continue
+            if ty == "statsd":
+                self.statsd(where, payload)
                 checked += 1
                 continue
             if ty not in ("session", "sessions", "client_report", "trace_metric"):
