@@ -19,10 +19,12 @@
 //! the start of their roll-up interval; those outside the intake's window (older than 55
 //! minutes, more than 10 minutes ahead) are dropped and counted.
 //!
-//! The sink encodes, compresses and sends on its lane thread, like every sink: there is no
-//! thread or queue of its own, and batches the lane cannot take while the sink is busy are
-//! dropped and counted there (`sink_queue_full`). Payloads stay under 90% of the intake's limits (1,000 series, 460,800 bytes compressed,
-//! 4,718,592 uncompressed). Answers are handled like this:
+//! The sink encodes, compresses and sends on its lane thread, like every sink: it has no
+//! thread or queue of its own, and batches its lane cannot take while the sink waits on the
+//! intake are dropped and counted there (`sink_queue_full`). A flush waiting on the lane
+//! bounds the sink's retries and requests by its deadline. Payloads stay under 90% of the
+//! intake's limits (1,000 series, 460,800 bytes compressed, 4,718,592 uncompressed). Answers
+//! are handled like this:
 //!
 //! * 2xx: delivered.
 //! * 413: the payload is split in half and both halves are sent.
@@ -116,7 +118,7 @@ impl DatadogSink {
         DatadogSink { context, ..DatadogSink::with_losses(options, losses) }
     }
 
-    /// A sink that books its losses in `losses` only.
+    /// A sink that books its losses in `losses` only (the tests read them back there).
     fn with_losses(options: DatadogOptions, losses: Losses) -> Self {
         let transport = Transport::new(
             TransportOptions {

@@ -20,7 +20,8 @@
 //!   payloads still waiting. [`Transport::shutdown`] does the same, then spools or drops (and
 //!   counts) what is still buffered. A request in flight when a flush is asked for keeps the
 //!   timeout it started with: the lane's barrier gives up waiting at the deadline, and the lane
-//!   is not joined while the request runs.
+//!   is not joined while the request runs. (In manual mode the flushing thread exports before
+//!   it asks for the flush, so those exports see no deadline.)
 //! * With a [spool](crate::sink::spool), payloads evicted from the retry buffer and those still
 //!   buffered at shutdown (or when the sink is dropped without one) are written to disk instead
 //!   of dropped. Spooled payloads are older than buffered ones: they are tried first, when the
@@ -37,7 +38,7 @@
 
 mod backlog;
 mod deliver;
-pub(crate) mod http;
+mod http;
 
 use std::time::{Duration, Instant};
 
@@ -140,14 +141,12 @@ impl Transport {
 
     /// Tries the spool and the retry buffer again, oldest first (before newer payloads).
     pub(crate) fn retry(&mut self) {
-        if !self.buffer.is_empty() || self.spooled() > 0 {
-            self.drain();
-        }
+        self.drain();
     }
 
     /// Tries everything that waits, until `deadline`; reports what still waits.
     pub(crate) fn flush(&mut self, deadline: Instant) -> Result<(), Pending> {
-        let out_of_time = self.until(deadline, Transport::drain);
+        let out_of_time = self.drain_until(deadline);
         match self.buffer.len() + self.spooled() {
             0 => Ok(()),
             payloads => Err(Pending { payloads, out_of_time }),
@@ -157,7 +156,7 @@ impl Transport {
     /// Flushes, then spools (or drops, counted) what is still buffered; reports what was
     /// dropped. Nothing is sent afterwards.
     pub(crate) fn shutdown(&mut self, deadline: Instant) -> Result<(), Pending> {
-        let out_of_time = self.until(deadline, Transport::drain);
+        let out_of_time = self.drain_until(deadline);
         let left = self.buffer.len();
         let lost = self.spill_all();
         if left > 0 {
@@ -172,10 +171,11 @@ impl Transport {
         }
     }
 
-    /// Runs `work` under a flush's `deadline`; whether too little time was left at the end.
-    fn until(&mut self, deadline: Instant, work: fn(&mut Transport)) -> bool {
+    /// Tries everything that waits, until `deadline`; whether too little time was left at the
+    /// end to try more.
+    fn drain_until(&mut self, deadline: Instant) -> bool {
         self.clock.flushing = Some(deadline);
-        work(self);
+        self.drain();
         let out_of_time = self.clock.request_timeout().is_none();
         self.clock.flushing = None;
         out_of_time
