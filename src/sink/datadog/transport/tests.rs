@@ -381,3 +381,30 @@ fn dropped_connections_are_retried() {
     assert_eq!(answered, [0, 202]);
     assert_eq!(format!("{losses:?}"), "{}");
 }
+
+#[test]
+fn a_sender_dropped_without_a_shutdown_counts_what_still_waits() {
+    let server = Server::start();
+    server.default_reply(Reply::status(503).header("Retry-After", "0"));
+    let mut options = options(&server);
+    options.max_retries = 0;
+    let (mut transport, losses) = start(options);
+    transport.send(payload(Kind::Series, "a", 2));
+    assert_eq!(losses.get(Loss::Shutdown), 0);
+    drop(transport);
+    assert_eq!(losses.get(Loss::Shutdown), 2);
+}
+
+#[test]
+fn the_spool_is_opened_by_start_not_by_new() {
+    let server = Server::start();
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("tally-dd-spool-start-{nanos}"));
+    let mut options = options(&server);
+    options.spool = Some(SpoolOptions::new(&dir));
+    let (mut transport, _) = start(options);
+    assert!(!dir.exists(), "nothing read or created before start");
+    transport.start(context());
+    assert!(dir.join("datadog").is_dir());
+    let _ = std::fs::remove_dir_all(&dir);
+}
