@@ -31,12 +31,14 @@
 //!   its payload was accepted or finally refused; a payload read back that lost stale items or
 //!   was split leaves the spool for the retry buffer, so that nothing is counted twice.
 //!
-//! The parts: [`http`] is what any HTTP backend needs (the agent, one request and its answer,
-//! the time a request or a wait may take); `deliver` holds Datadog's rules for one payload
+//! The parts: [`http`] and [`backoff`] are what any HTTP backend needs (the agent, one request
+//! and its answer, the time a request or a wait may take; backoff, jitter and `Retry-After`);
+//! `deliver` holds Datadog's rules for one payload
 //! (verdicts, 413 splits, stale items, the breaker, diagnostics); `backlog` the retry buffer
 //! and the spool.
 
 mod backlog;
+mod backoff;
 mod deliver;
 mod http;
 
@@ -47,11 +49,11 @@ use super::breaker::Breaker;
 use super::buffer::RetryBuffer;
 use super::losses::Losses;
 use super::payload::Payload;
-use super::retry::Jitter;
 use crate::sink::spool::{self, Spool, SpoolOptions};
 use crate::sink::tls::ExtraRoots;
 use crate::sink::SinkContext;
 
+use self::backoff::Jitter;
 use self::http::Clock;
 
 /// How the transport talks to Datadog.

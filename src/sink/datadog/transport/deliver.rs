@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime};
 use super::super::losses::Loss;
 use super::super::payload::{Kind, Payload};
 use super::super::retry::{self, Verdict};
+use super::backoff;
 use super::http;
 use super::Transport;
 
@@ -98,8 +99,9 @@ impl Transport {
                     if attempt > self.options.max_retries {
                         return Outcome::Park(payload);
                     }
-                    let wait = after.unwrap_or_else(|| retry::backoff(attempt, self.jitter.next()));
-                    if wait > retry::MAX_BACKOFF {
+                    let wait =
+                        after.unwrap_or_else(|| backoff::backoff(attempt, self.jitter.next()));
+                    if wait > backoff::MAX_BACKOFF {
                         self.log(format_args!(
                             "asked to retry after {}s: sending paused",
                             wait.as_secs()

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::super::retry;
+use super::backoff;
 use crate::sink::tls::ExtraRoots;
 use crate::sink::SinkContext;
 
@@ -38,7 +38,7 @@ pub(crate) fn agent(
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub(crate) status: u16,
-    /// The `Retry-After` header, read as a wait (bounded, see [`retry::parse_retry_after`]).
+    /// The `Retry-After` header, read as a wait (bounded, see [`backoff::parse_retry_after`]).
     pub(crate) retry_after: Option<Duration>,
     /// The start of the body (at most 64 KiB).
     pub(crate) body: Vec<u8>,
@@ -66,7 +66,7 @@ pub(crate) fn post(
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        .and_then(|v| backoff::parse_retry_after(v, SystemTime::now()));
     let body =
         response.body_mut().with_config().limit(MAX_ANSWER).read_to_vec().unwrap_or_default();
     Ok(Answer { status: response.status().as_u16(), retry_after, body })
