@@ -156,7 +156,7 @@ impl Transport {
     }
 
     /// Flushes, then spools (or drops, counted) what is still buffered; reports what was
-    /// dropped. Nothing is sent afterwards.
+    /// dropped. The lane hands the sink nothing afterwards.
     pub(crate) fn shutdown(&mut self, deadline: Instant) -> Result<(), Pending> {
         let out_of_time = self.drain_until(deadline);
         let left = self.buffer.len();
