@@ -161,9 +161,7 @@ impl Builder {
         }
         #[cfg(feature = "datadog")]
         if let Some(options) = self.datadog.take() {
-            let sink = crate::sink::datadog::DatadogSink::new(options, shared.clone())
-                .map_err(BuildError::Spawn)?;
-            sinks.push(Box::new(sink));
+            sinks.push(Box::new(crate::sink::datadog::DatadogSink::new(options)));
         }
         #[cfg(feature = "statsd")]
         for options in self.statsd.drain(..) {

@@ -181,6 +181,9 @@ impl Flusher {
         self.totals.lock().unwrap_or_else(PoisonError::into_inner).add(&batch);
         let parts = lane::split(batch);
         for sink in &mut self.sinks {
+            if let Some(ticket) = ticket {
+                sink.announce(ticket.deadline);
+            }
             for part in &parts {
                 sink.offer(part);
             }

@@ -60,6 +60,8 @@ struct Inner {
     name: Box<str>,
     shared: Arc<Shared>,
     signals: Signals,
+    /// The sink runs on the thread that flushes (manual mode).
+    inline: bool,
 }
 
 impl fmt::Debug for SinkContext {
@@ -73,10 +75,9 @@ impl fmt::Debug for SinkContext {
 
 impl SinkContext {
     /// The context of the sink named `name` in the pipeline `shared`.
-    pub(crate) fn new(name: &str, shared: Arc<Shared>) -> SinkContext {
-        SinkContext {
-            inner: Arc::new(Inner { name: name.into(), shared, signals: Signals::new() }),
-        }
+    pub(crate) fn new(name: &str, shared: Arc<Shared>, inline: bool) -> SinkContext {
+        let signals = Signals::new();
+        SinkContext { inner: Arc::new(Inner { name: name.into(), shared, signals, inline }) }
     }
 
     /// The sink's name, as it is booked in the loss ledger.
@@ -116,6 +117,14 @@ impl SinkContext {
     /// The environment, if set.
     pub fn environment(&self) -> Option<&str> {
         self.inner.shared.config.environment.as_deref()
+    }
+
+    /// Whether the sink runs on the thread that flushes (manual mode, for serverless
+    /// functions): that caller waits for every request the sink makes, so a request must not
+    /// outlast a flush's [`deadline`](Self::deadline). A sink on its own thread may let a
+    /// request in flight finish after a flush gave up waiting.
+    pub fn is_inline(&self) -> bool {
+        self.inner.inline
     }
 
     /// The deadline of the flush (or shutdown) waiting for this sink, if one is: a sink that
@@ -254,9 +263,13 @@ impl Signals {
         // A wait too long to represent is a wait for a flush.
         let now = Instant::now();
         let until = now.checked_add(wait).unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
-        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = *requests;
-        let mut requests = requests;
+        // A flush that asked before the lock was taken (after the caller last looked at the
+        // deadline) is not missed: a wait that would end after its deadline does not start.
+        if self.deadline().is_some_and(|deadline| until > deadline) {
+            return false;
+        }
         loop {
             let now = Instant::now();
             if now >= until {
@@ -301,5 +314,35 @@ impl RefusedCounts {
             transactions: self.transactions.swap(0, Ordering::Relaxed),
             spans: self.spans.swap(0, Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_is_cut_short_by_a_flush_and_never_starts_past_a_pending_deadline() {
+        let signals = Arc::new(Signals::new());
+        assert!(signals.pause(Duration::from_millis(1)), "no flush: the whole wait");
+        let asker = {
+            let signals = signals.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                signals.request(Instant::now() + Duration::from_secs(60));
+            })
+        };
+        let started = Instant::now();
+        assert!(!signals.pause(Duration::from_secs(30)), "cut short by the flush");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        asker.join().unwrap();
+        // The flush asked already: a wait past its deadline does not start; one before it does.
+        let started = Instant::now();
+        assert!(!signals.pause(Duration::from_secs(120)));
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert!(signals.pause(Duration::from_millis(1)));
+        assert!(signals.deadline().is_some());
+        signals.clear();
+        assert_eq!(signals.deadline(), None);
     }
 }

@@ -63,7 +63,7 @@ impl Lane {
     /// Starts the lane thread of `sink`.
     pub(crate) fn spawn(sink: Box<dyn Sink>, shared: Arc<Shared>) -> std::io::Result<Lane> {
         let rooms = Rooms::of(&shared);
-        let mut runner = Runner::new(sink, shared);
+        let mut runner = Runner::new(sink, shared, false);
         let cx = runner.cx.clone();
         let channel = Arc::new(Channel { queue: Mutex::new(Queue::new()), ready: Condvar::new() });
         let thread = {
@@ -82,7 +82,7 @@ impl Lane {
 
     /// Runs `sink` on the flushing thread (manual mode).
     pub(crate) fn inline(sink: Box<dyn Sink>, shared: Arc<Shared>) -> Lane {
-        let mut runner = Runner::new(sink, shared);
+        let mut runner = Runner::new(sink, shared, true);
         runner.start();
         Lane::Inline(runner)
     }
@@ -157,6 +157,15 @@ impl Lane {
                 let room = Kind::Transactions as usize;
                 channel.lock().used[room] * 2 > rooms.capacity(Kind::Transactions)
             }
+        }
+    }
+
+    /// Tells an inline sink the deadline of the flush that follows the parts offered next: it
+    /// exports them on the flushing thread, so it must keep that deadline already. (A lane
+    /// thread learns it from the flush's barrier.)
+    pub(crate) fn announce(&self, deadline: std::time::Instant) {
+        if let Lane::Inline(runner) = self {
+            runner.cx.signals().request(deadline);
         }
     }
 

@@ -18,10 +18,10 @@ pub(crate) struct Runner {
 
 impl Runner {
     /// Asks the sink its name once, and makes its context.
-    pub(super) fn new(sink: Box<dyn Sink>, shared: Arc<Shared>) -> Runner {
+    pub(super) fn new(sink: Box<dyn Sink>, shared: Arc<Shared>, inline: bool) -> Runner {
         let name = catch_unwind(AssertUnwindSafe(|| Box::<str>::from(sink.name())));
         let name = name.unwrap_or_else(|_| "(unnamed)".into());
-        Runner { cx: SinkContext::new(&name, shared), sink }
+        Runner { cx: SinkContext::new(&name, shared, inline), sink }
     }
 
     /// Gives the sink its context (on the thread that will run it).

@@ -1,4 +1,5 @@
-//! The retry buffer: payloads that could not be delivered yet, tried again at the next flush.
+//! The retry buffer: payloads that could not be delivered yet, tried again at the next export
+//! or flush.
 //!
 //! It holds at most `capacity` bytes of payloads (their compressed bodies plus a little
 //! bookkeeping). Adding past that evicts the oldest payloads first: the newest data is the most

@@ -28,7 +28,7 @@ pub(crate) enum Loss {
     /// A request that timed out after it was sent, not retried because the intake may have it
     /// already (distribution points and events are not idempotent).
     Timeout,
-    /// The sender's queue was full.
+    /// The sink's lane was full and refused the records (booked by the lane, noted here).
     QueueFull,
     /// Evicted from the retry buffer to make room for newer payloads.
     BufferFull,
@@ -119,7 +119,7 @@ struct Inner {
     book: Box<Book>,
 }
 
-/// Loss counters shared by the encoder side and the sender thread.
+/// Loss counters shared by the encoders, the transport and the spool's bookkeeping.
 #[derive(Clone)]
 pub(crate) struct Losses(Arc<Inner>);
 
@@ -158,12 +158,18 @@ impl Losses {
         if n == 0 {
             return;
         }
+        self.note(loss, n);
+        if let Some(reason) = loss.reason() {
+            (self.0.forward)(reason, n);
+        }
+    }
+
+    /// Counts `n` losses that the pipeline booked already (what the lane refused): here only,
+    /// so that they are not forwarded, and counted, twice.
+    pub(crate) fn note(&self, loss: Loss, n: u64) {
         if let Some(counter) = self.0.counts.get(loss as usize) {
             let _ = counter
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c.saturating_add(n)));
-        }
-        if let Some(reason) = loss.reason() {
-            (self.0.forward)(reason, n);
         }
     }
 

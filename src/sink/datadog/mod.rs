@@ -19,10 +19,12 @@
 //! the start of their roll-up interval; those outside the intake's window (older than 55
 //! minutes, more than 10 minutes ahead) are dropped and counted.
 //!
-//! Encoding and compression run on the pipeline's side; one `tally-datadog` thread sends,
-//! behind a queue of [`DatadogOptions::queue`] payloads that drops the newest when full.
-//! Payloads stay under 90% of the intake's limits (1,000 series, 460,800 bytes compressed,
-//! 4,718,592 uncompressed). Answers are handled like this:
+//! The sink encodes, compresses and sends on its lane thread, like every sink: it has no
+//! thread or queue of its own, and batches its lane cannot take while the sink waits on the
+//! intake are dropped and counted there (`sink_queue_full`). A flush waiting on the lane
+//! bounds the sink's retries and requests by its deadline. Payloads stay under 90% of the
+//! intake's limits (1,000 series, 460,800 bytes compressed, 4,718,592 uncompressed). Answers
+//! are handled like this:
 //!
 //! * 2xx: delivered.
 //! * 413: the payload is split in half and both halves are sent.
@@ -40,7 +42,7 @@
 //!   up to 5 minutes while the key keeps being refused.
 //!
 //! Whatever is given up is counted in the pipeline's statistics: `sink_queue_full` for the
-//! queue, `rate_limited` for events over their limits, `sink_error` for everything else
+//! lane, `rate_limited` for events over their limits, `sink_error` for everything else
 //! (refused, too old, evicted from the retry buffer, still waiting at shutdown), and
 //! `spool_full`, `spool_expired`, `spool_corrupt` for what the spool deletes unsent. With
 //! [`Builder::debug`](crate::Builder::debug), refusals are logged to standard error, once per
@@ -62,25 +64,26 @@ mod site;
 mod transport;
 pub(crate) mod window;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 pub use self::api_key::ApiKeyError;
-use self::losses::Losses;
+use self::losses::{Loss, Losses};
 pub use self::options::{Compression, DatadogOptions, DistributionMode, HistogramAggregate};
 use self::payload::{Items, Kind};
 pub use self::site::EndpointError;
-use self::transport::{FlushError, Transport, TransportOptions};
-use super::Sink;
+use self::transport::{Pending, Transport, TransportOptions};
+use super::{Sink, SinkContext};
 use crate::batch::Batch;
 use crate::error::{ExportError, ExportErrorKind};
-use crate::pipeline::Shared;
 
 /// The Datadog sink (built by the [`Builder`](crate::Builder)).
 pub(crate) struct DatadogSink {
     options: DatadogOptions,
     transport: Transport,
     losses: Losses,
+    /// The sink's view of its pipeline, from [`Sink::start`]; the losses are booked through it.
+    context: Arc<OnceLock<SinkContext>>,
 }
 
 impl std::fmt::Debug for DatadogSink {
@@ -94,37 +97,46 @@ impl std::fmt::Debug for DatadogSink {
 }
 
 impl DatadogSink {
-    /// Starts the sender thread; drops are counted in `shared`'s statistics.
-    pub(crate) fn new(options: DatadogOptions, shared: Arc<Shared>) -> std::io::Result<Self> {
-        let debug = shared.config.debug;
-        let ledger = shared.clone();
+    /// A sink for `options`; it books its losses, logs and keeps deadlines through the context
+    /// [`Sink::start`] gives it.
+    pub(crate) fn new(options: DatadogOptions) -> Self {
+        let context = Arc::new(OnceLock::<SinkContext>::new());
+        let (forward, book) = (context.clone(), context.clone());
+        // Before `start` (a sink that is never started) losses are counted here only.
         let losses = Losses::new(
-            move |reason, n| shared.counters.dropped(reason, n),
-            move |carried| ledger.counters.metric_losses.lose("datadog", carried.iter().copied()),
+            move |reason, n| {
+                if let Some(cx) = forward.get() {
+                    cx.lose(reason, n);
+                }
+            },
+            move |carried| {
+                if let Some(cx) = book.get() {
+                    cx.lose_carried(carried.iter().copied());
+                }
+            },
         );
-        DatadogSink::start(options, debug, losses)
+        DatadogSink { context, ..DatadogSink::with_losses(options, losses) }
     }
 
-    fn start(options: DatadogOptions, debug: bool, losses: Losses) -> std::io::Result<Self> {
-        let transport = Transport::start(
+    /// A sink that books its losses in `losses` only (the tests read them back there).
+    fn with_losses(options: DatadogOptions, losses: Losses) -> Self {
+        let transport = Transport::new(
             TransportOptions {
                 base_url: options.base_url.clone(),
                 api_key: options.api_key.clone(),
                 connect_timeout: options.connect_timeout,
                 roots: options.roots.clone(),
                 timeout: options.timeout,
-                queue: options.queue,
                 max_retries: options.max_retries,
                 retry_buffer_bytes: options.retry_buffer_bytes,
                 spool: options.spool.clone(),
-                debug,
             },
             losses.clone(),
-        )?;
-        Ok(DatadogSink { options, transport, losses })
+        );
+        DatadogSink { options, transport, losses, context: Arc::default() }
     }
 
-    fn send(&self, kind: Kind, items: &Items) {
+    fn send(&mut self, kind: Kind, items: &Items) {
         if items.is_empty() {
             return;
         }
@@ -134,21 +146,24 @@ impl DatadogSink {
         }
     }
 
-    fn flush_error(error: FlushError, shutdown: bool) -> ExportError {
-        match (error, shutdown) {
-            (FlushError::Timeout, _) => ExportError::new(
-                ExportErrorKind::Timeout,
-                "datadog: payloads still being sent at the deadline",
-            ),
-            (FlushError::Pending(n), false) => ExportError::new(
-                ExportErrorKind::Io,
-                format!("datadog: {n} payloads could not be delivered yet, kept for a retry"),
-            ),
-            (FlushError::Pending(n), true) => ExportError::new(
-                ExportErrorKind::Io,
-                format!("datadog: {n} payloads could not be delivered before shutdown, dropped"),
-            ),
-        }
+    /// Notes what the lane refused for this sink as `queue_full`, for the sink's own counts:
+    /// the lane booked it in the pipeline's statistics already.
+    fn note_refused(&self) {
+        let Some(cx) = self.context.get() else { return };
+        let refused = cx.take_refused();
+        let errors = if self.options.send_errors { refused.errors } else { 0 };
+        self.losses.note(Loss::QueueFull, refused.metrics.saturating_add(errors));
+    }
+
+    fn flush_error(pending: Pending, shutdown: bool) -> ExportError {
+        let Pending { payloads: n, out_of_time } = pending;
+        let kind = if out_of_time { ExportErrorKind::Timeout } else { ExportErrorKind::Io };
+        let message = if shutdown {
+            format!("datadog: {n} payloads could not be delivered before shutdown, dropped")
+        } else {
+            format!("datadog: {n} payloads could not be delivered yet, kept for a retry")
+        };
+        ExportError::new(kind, message)
     }
 }
 
@@ -157,7 +172,14 @@ impl Sink for DatadogSink {
         "datadog"
     }
 
+    fn start(&mut self, cx: SinkContext) {
+        if self.context.set(cx.clone()).is_ok() {
+            self.transport.start(cx);
+        }
+    }
+
     fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        self.note_refused();
         let now = SystemTime::now();
         // What waits for a retry is older: it goes first.
         self.transport.retry();
@@ -168,16 +190,18 @@ impl Sink for DatadogSink {
         self.send(Kind::Distribution, &points);
         let events = event::encode(batch, &self.options, &Kind::Event.window(now), &self.losses);
         self.send(Kind::Event, &events);
-        // Drops are counted per item above; the flusher must not count the batch again.
+        // Drops are counted per item above; the lane must not count the batch again.
         Ok(())
     }
 
     fn flush(&mut self, deadline: Instant) -> Result<(), ExportError> {
-        self.transport.flush(deadline).map_err(|e| DatadogSink::flush_error(e, false))
+        self.note_refused();
+        self.transport.flush(deadline).map_err(|p| DatadogSink::flush_error(p, false))
     }
 
     fn shutdown(&mut self, deadline: Instant) -> Result<(), ExportError> {
-        self.transport.shutdown(deadline).map_err(|e| DatadogSink::flush_error(e, true))
+        self.note_refused();
+        self.transport.shutdown(deadline).map_err(|p| DatadogSink::flush_error(p, true))
     }
 }
 

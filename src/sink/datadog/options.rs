@@ -140,7 +140,6 @@ impl Compression {
 /// | [`timeout`](Self::timeout) / [`connect_timeout`](Self::connect_timeout) | 15 s / 5 s |
 /// | [`max_retries`](Self::max_retries) | 3 |
 /// | [`retry_buffer_bytes`](Self::retry_buffer_bytes) | 8 MiB |
-/// | [`queue`](Self::queue) | 32 payloads |
 /// | [`spool`](Self::spool) | none: payloads are kept in memory only |
 ///
 /// `Debug` never shows the API key.
@@ -175,7 +174,6 @@ pub struct DatadogOptions {
     pub(crate) roots: ExtraRoots,
     pub(crate) max_retries: u32,
     pub(crate) retry_buffer_bytes: usize,
-    pub(crate) queue: usize,
     pub(crate) spool: Option<SpoolOptions>,
 }
 
@@ -192,7 +190,6 @@ impl fmt::Debug for DatadogOptions {
             .field("compression", &self.compression)
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
-            .field("queue", &self.queue)
             .field("roots", &self.roots)
             .field("spool", &self.spool)
             .finish_non_exhaustive()
@@ -224,7 +221,6 @@ impl DatadogOptions {
             roots: ExtraRoots::default(),
             max_retries: 3,
             retry_buffer_bytes: 8 << 20,
-            queue: 32,
             spool: None,
         })
     }
@@ -373,10 +369,13 @@ impl DatadogOptions {
         self
     }
 
-    /// Payloads waiting for the sender thread (default 32, at least 1); more are dropped
+    /// Has no effect any more: the sink sends on its lane and keeps no queue of payloads of its
+    /// own. Batches wait in the lane's room, set with
+    /// [`Builder::sink_queue`](crate::Builder::sink_queue); what does not fit is dropped
     /// (`sink_queue_full`).
-    pub fn queue(mut self, capacity: usize) -> Self {
-        self.queue = capacity.max(1);
+    #[deprecated(note = "the Datadog sink has no payload queue: set `Builder::sink_queue`")]
+    pub fn queue(self, capacity: usize) -> Self {
+        let _ = capacity;
         self
     }
 

@@ -20,6 +20,13 @@ use crate::batch::{
     SetValue, Tag,
 };
 
+/// The context of a sink named `datadog` in a pipeline with the default settings.
+pub(crate) fn context() -> crate::sink::SinkContext {
+    let config = crate::Tally::builder().validate().unwrap();
+    let (shared, _inbox) = crate::pipeline::Shared::new(config);
+    crate::sink::SinkContext::new("datadog", shared, false)
+}
+
 /// A valid API key.
 pub(crate) const KEY: &str = "0123456789abcdef0123456789abcdef";
 use crate::batch::testing::record;

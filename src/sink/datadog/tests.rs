@@ -5,16 +5,17 @@ use std::time::{Duration, Instant, SystemTime};
 use super::losses::testing::recording;
 use super::losses::Loss;
 use super::testing::{
-    batch, batch_with_errors, counter, distribution, error_event, fresh, gauge, set, Reply,
-    Request, Server, KEY,
+    batch, batch_with_errors, context, counter, distribution, error_event, fresh, gauge, set,
+    Reply, Request, Server, KEY,
 };
 use super::*;
+use crate::sink::Refused;
 use crate::stats::DropReason;
 
 fn sink(server: &Server, tweak: impl FnOnce(DatadogOptions) -> DatadogOptions) -> DatadogSink {
     let (losses, _) = recording();
     let options = tweak(DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap());
-    DatadogSink::start(options, false, losses).unwrap()
+    DatadogSink::with_losses(options, losses)
 }
 
 fn soon() -> Instant {
@@ -116,24 +117,70 @@ fn large_batches_are_chunked_by_1000_series() {
 }
 
 #[test]
-fn export_never_blocks_on_a_stuck_intake() {
+fn an_export_on_a_stuck_intake_keeps_the_deadline_of_a_flush_waiting_on_the_lane() {
     let server = Server::start();
     server.default_reply(Reply::status(202).delay(Duration::from_secs(2)));
-    let (losses, forwarded) = recording();
-    let options = DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap().queue(1);
-    let mut sink = DatadogSink::start(options, false, losses.clone()).unwrap();
-    let batch = batch(vec![fresh(counter("c", None, &[], 1.0))]);
-    sink.export(&batch).unwrap();
-    server.wait_for(1);
+    let (losses, _) = recording();
+    let options = DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap();
+    let mut sink = DatadogSink::with_losses(options, losses.clone());
+    let cx = context();
+    sink.start(cx.clone());
     let started = Instant::now();
-    for _ in 0..10 {
+    let deadline = started + Duration::from_millis(300);
+    cx.signals().request(deadline);
+    let batch = batch(vec![fresh(counter("c", None, &[], 1.0))]);
+    for _ in 0..3 {
         sink.export(&batch).unwrap();
     }
+    let error = sink.shutdown(deadline).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
-    assert!(losses.get(Loss::QueueFull) >= 8, "{losses:?}");
-    assert!(forwarded.lock().unwrap().iter().all(|(r, _)| *r == DropReason::SinkQueueFull));
-    let error = sink.shutdown(Instant::now() + Duration::from_millis(100)).unwrap_err();
     assert_eq!(error.kind(), ExportErrorKind::Timeout);
+    assert_eq!(losses.get(Loss::Shutdown), 3);
+}
+
+#[test]
+fn what_the_lane_refused_is_noted_as_queue_full_but_not_booked_again() {
+    let server = Server::start();
+    let (losses, forwarded) = recording();
+    let options = DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap();
+    let mut sink = DatadogSink::with_losses(options, losses.clone());
+    let cx = context();
+    sink.start(cx.clone());
+    cx.signals().refused.add(Refused {
+        metrics: 7,
+        errors: 2,
+        transactions: 5,
+        ..Refused::default()
+    });
+    sink.export(&batch(Vec::new())).unwrap();
+    assert_eq!(losses.get(Loss::QueueFull), 9);
+    assert!(forwarded.lock().unwrap().is_empty());
+    assert!(cx.take_refused().is_empty(), "taken once");
+}
+
+#[test]
+fn losses_are_booked_through_the_context_once_started() {
+    let server = Server::start();
+    server.default_reply(Reply::status(400));
+    let options = DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap();
+    let mut sink = DatadogSink::new(options);
+    let cx = context();
+    sink.start(cx.clone());
+    sink.export(&batch(vec![fresh(counter("c", None, &[], 1.0))])).unwrap();
+    sink.flush(soon()).unwrap();
+    let stats = cx.stats();
+    assert_eq!(stats.dropped(DropReason::SinkError), 1);
+    assert_eq!(sink.losses.get(Loss::Rejected), 1);
+}
+
+#[test]
+fn a_sink_that_was_never_started_still_sends() {
+    let server = Server::start();
+    let options = DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap();
+    let mut sink = DatadogSink::new(options);
+    sink.export(&batch(vec![fresh(counter("c", None, &[], 1.0))])).unwrap();
+    sink.shutdown(soon()).unwrap();
+    assert_eq!(server.requests().len(), 1);
 }
 
 #[test]
@@ -155,7 +202,7 @@ fn old_records_and_excess_events_are_counted_for_the_pipeline() {
     let server = Server::start();
     let (losses, forwarded) = recording();
     let options = DatadogOptions::new(KEY).unwrap().url(&server.url()).unwrap().events_per_key(1);
-    let mut sink = DatadogSink::start(options, false, losses).unwrap();
+    let mut sink = DatadogSink::with_losses(options, losses);
     // `counter` records are from 2023: far outside the intake's window.
     sink.export(&batch(vec![counter("old", None, &[], 1.0)])).unwrap();
     let errors: Vec<_> = (0..3)

@@ -250,6 +250,20 @@ impl Transport {
         }
     }
 
+    /// The time a request may take: the configured timeout; on the thread that flushes (manual
+    /// mode) no more than the time left before the flush's deadline, since the caller waits.
+    /// On the sink's own thread a request in flight is never cut short by a flush: its answer
+    /// may come after the server took the envelope, and an envelope is never sent twice.
+    fn request_timeout(&self) -> Duration {
+        match (&self.cx, self.deadline()) {
+            (Some(cx), Some(deadline)) if cx.is_inline() => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.options.timeout.min(left.max(MIN_REQUEST))
+            }
+            _ => self.options.timeout,
+        }
+    }
+
     /// The deadline of a pending flush, if one waits.
     fn deadline(&self) -> Option<Instant> {
         self.cx.as_ref().and_then(SinkContext::deadline)
@@ -360,7 +374,7 @@ impl Transport {
             url: &self.options.url,
             headers: &headers,
             body: compressed.as_deref().unwrap_or(&body),
-            timeout: self.options.timeout,
+            timeout: self.request_timeout(),
         };
         match self.http.send(request) {
             Ok(response) => {

@@ -15,7 +15,7 @@ fn started(options: StatsdOptions) -> (StatsdSink, SinkContext) {
     let config = crate::Tally::builder().validate().unwrap();
     let (shared, _inbox) = Shared::new(config);
     let mut sink = StatsdSink::new(options);
-    let cx = SinkContext::new(sink.name(), shared);
+    let cx = SinkContext::new(sink.name(), shared, false);
     sink.start(cx.clone());
     (sink, cx)
 }

@@ -1,3 +1,5 @@
+//! Payload packing, splitting, windows and the spool record round trip.
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;

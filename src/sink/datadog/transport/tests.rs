@@ -3,10 +3,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
+use crate::sink::datadog::api_key::ApiKey;
 use crate::sink::datadog::losses::testing::recording;
+use crate::sink::datadog::losses::Loss;
 use crate::sink::datadog::options::Compression;
-use crate::sink::datadog::payload::{pack, Items};
-use crate::sink::datadog::testing::{Reply, Request, Server, KEY};
+use crate::sink::datadog::payload::{pack, Items, Kind};
+use crate::sink::datadog::testing::{context, Reply, Request, Server, KEY};
 use crate::sink::datadog::window::unix;
 use crate::stats::DropReason;
 
@@ -17,17 +19,20 @@ fn options(server: &Server) -> TransportOptions {
         connect_timeout: Duration::from_secs(1),
         roots: crate::sink::tls::ExtraRoots::default(),
         timeout: Duration::from_secs(2),
-        queue: 16,
         max_retries: 3,
         retry_buffer_bytes: 1 << 20,
         spool: None,
-        debug: false,
     }
 }
 
 fn start(options: TransportOptions) -> (Transport, Losses) {
     let (losses, _) = recording();
-    (Transport::start(options, losses.clone()).unwrap(), losses)
+    (Transport::new(options, losses.clone()), losses)
+}
+
+/// Flushes by `deadline`; the payloads still waiting, if any.
+fn flush(transport: &mut Transport, deadline: Instant) -> Result<(), usize> {
+    transport.flush(deadline).map_err(|pending| pending.payloads)
 }
 
 /// A payload of `n` series named `<name>.<i>`, stamped now.
@@ -63,11 +68,11 @@ fn soon() -> Instant {
 #[test]
 fn posts_with_the_documented_headers() {
     let server = Server::start();
-    let (transport, losses) = start(options(&server));
+    let (mut transport, losses) = start(options(&server));
     transport.send(payload(Kind::Series, "a", 2));
     transport.send(payload(Kind::Distribution, "d", 1));
     transport.send(payload(Kind::Event, "e", 1));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     let requests = server.requests();
     let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(paths, ["/api/v2/series", "/api/v1/distribution_points", "/api/v1/events"]);
@@ -90,9 +95,9 @@ fn server_errors_are_retried_until_accepted() {
     let server = Server::start();
     let zero = |status| Reply::status(status).header("Retry-After", "0");
     server.script([zero(500), zero(503), zero(408)]);
-    let (transport, losses) = start(options(&server));
+    let (mut transport, losses) = start(options(&server));
     transport.send(payload(Kind::Series, "a", 1));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     let answered: Vec<u16> = server.requests().iter().map(|r| r.answered).collect();
     assert_eq!(answered, [500, 503, 408, 202]);
     assert_eq!(format!("{losses:?}"), "{}");
@@ -102,9 +107,9 @@ fn server_errors_are_retried_until_accepted() {
 fn backoff_waits_between_attempts_and_retry_after_replaces_it() {
     let server = Server::start();
     server.script([Reply::status(502), Reply::status(429).header("Retry-After", "1")]);
-    let (transport, _) = start(options(&server));
+    let (mut transport, _) = start(options(&server));
     transport.send(payload(Kind::Series, "a", 1));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     let requests = server.requests();
     assert_eq!(requests.len(), 3);
     let first = requests[1].received - requests[0].received;
@@ -118,9 +123,9 @@ fn backoff_waits_between_attempts_and_retry_after_replaces_it() {
 fn too_large_payloads_are_split_in_half() {
     let server = Server::start();
     server.script([Reply::status(413)]);
-    let (transport, losses) = start(options(&server));
+    let (mut transport, losses) = start(options(&server));
     transport.send(payload(Kind::Series, "a", 5));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     let sizes: Vec<Vec<String>> = server.requests().iter().map(names).collect();
     assert_eq!(
         sizes,
@@ -133,9 +138,9 @@ fn too_large_payloads_are_split_in_half() {
 fn single_series_still_too_large_are_dropped() {
     let server = Server::start();
     server.default_reply(Reply::status(413));
-    let (transport, losses) = start(options(&server));
+    let (mut transport, losses) = start(options(&server));
     transport.send(payload(Kind::Series, "a", 4));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     // 4 -> 2 + 2 -> 1 + 1 + 1 + 1.
     assert_eq!(server.requests().len(), 7);
     assert_eq!(losses.get(Loss::TooLarge), 4);
@@ -146,11 +151,11 @@ fn refused_payloads_are_dropped_and_counted() {
     let server = Server::start();
     server.script([Reply::status(400), Reply::status(404)]);
     let (losses, forwarded) = recording();
-    let transport = Transport::start(options(&server), losses.clone()).unwrap();
+    let mut transport = Transport::new(options(&server), losses.clone());
     transport.send(payload(Kind::Series, "a", 3));
     transport.send(payload(Kind::Series, "b", 2));
     transport.send(payload(Kind::Series, "c", 1));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     assert_eq!(server.requests().len(), 3);
     assert_eq!(losses.get(Loss::Rejected), 5);
     assert_eq!(
@@ -164,16 +169,16 @@ fn repeated_401_and_403_open_the_circuit_breaker() {
     let server = Server::start();
     server.script([Reply::status(401), Reply::status(403)]);
     server.default_reply(Reply::status(403));
-    let (transport, losses) = start(options(&server));
+    let (mut transport, losses) = start(options(&server));
     for name in ["a", "b", "c", "d", "e"] {
         transport.send(payload(Kind::Series, name, 1));
     }
     // Three refusals open the breaker: the last two payloads wait, unsent.
-    assert_eq!(transport.flush(soon()), Err(FlushError::Pending(2)));
+    assert_eq!(flush(&mut transport, soon()), Err(2));
     assert_eq!(server.requests().len(), 3);
     assert_eq!(losses.get(Loss::Unauthorized), 3);
     // Still open: another flush sends nothing.
-    assert_eq!(transport.flush(soon()), Err(FlushError::Pending(2)));
+    assert_eq!(flush(&mut transport, soon()), Err(2));
     assert_eq!(server.requests().len(), 3);
 }
 
@@ -183,16 +188,16 @@ fn failed_payloads_wait_in_the_buffer_for_the_next_flush() {
     server.default_reply(Reply::status(500).header("Retry-After", "0"));
     let mut options = options(&server);
     options.max_retries = 1;
-    let (transport, losses) = start(options);
+    let (mut transport, losses) = start(options);
     transport.send(payload(Kind::Series, "a", 1));
     transport.send(payload(Kind::Series, "b", 1));
-    assert_eq!(transport.flush(soon()), Err(FlushError::Pending(2)));
+    assert_eq!(flush(&mut transport, soon()), Err(2));
     // "a" was tried twice when sent and twice more by the flush; "b" waited behind it
     // without spending retries of its own.
     let tried: Vec<Vec<String>> = server.requests().iter().map(names).collect();
     assert_eq!(tried, [["a.0"], ["a.0"], ["a.0"], ["a.0"]]);
     server.default_reply(Reply::status(202));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     let tried: Vec<Vec<String>> = server.requests().iter().skip(4).map(names).collect();
     assert_eq!(tried, [["a.0"], ["b.0"]]);
     assert_eq!(format!("{losses:?}"), "{}");
@@ -206,14 +211,14 @@ fn the_buffer_is_bounded_and_drops_the_oldest() {
     options.max_retries = 0;
     let one = payload(Kind::Series, "x", 1).size();
     options.retry_buffer_bytes = one * 2;
-    let (transport, losses) = start(options);
+    let (mut transport, losses) = start(options);
     for name in ["a", "b", "c", "d"] {
         transport.send(payload(Kind::Series, name, 1));
     }
-    assert_eq!(transport.flush(soon()), Err(FlushError::Pending(2)));
+    assert_eq!(flush(&mut transport, soon()), Err(2));
     assert_eq!(losses.get(Loss::BufferFull), 2);
     server.default_reply(Reply::status(202));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     let delivered: Vec<Vec<String>> =
         server.requests().iter().filter(|r| r.answered == 202).map(names).collect();
     assert_eq!(delivered, [["c.0"], ["d.0"]]);
@@ -223,10 +228,10 @@ fn the_buffer_is_bounded_and_drops_the_oldest() {
 fn a_long_retry_after_pauses_sending() {
     let server = Server::start();
     server.script([Reply::status(429).header("Retry-After", "60")]);
-    let (transport, _) = start(options(&server));
+    let (mut transport, _) = start(options(&server));
     transport.send(payload(Kind::Series, "a", 1));
     transport.send(payload(Kind::Series, "b", 1));
-    assert_eq!(transport.flush(soon()), Err(FlushError::Pending(2)));
+    assert_eq!(flush(&mut transport, soon()), Err(2));
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -236,26 +241,56 @@ fn a_flush_deadline_cuts_retries_short() {
     server.default_reply(Reply::status(503).header("Retry-After", "5"));
     let mut options = options(&server);
     options.max_retries = 10;
-    let (transport, _) = start(options);
-    transport.send(payload(Kind::Series, "a", 1));
-    server.wait_for(1);
-    let started = Instant::now();
-    let result = transport.flush(Instant::now() + Duration::from_millis(300));
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
-    assert_eq!(result, Err(FlushError::Pending(1)));
+    let (mut transport, _) = start(options);
+    let cx = context();
+    transport.start(cx.clone());
+    let (asked, deadline) = std::thread::scope(|scope| {
+        // The lane asks for a flush while the sender waits 5 s before its retry.
+        let asker = scope.spawn(|| {
+            server.wait_for(1);
+            let deadline = Instant::now() + Duration::from_millis(300);
+            cx.signals().request(deadline);
+            (Instant::now(), deadline)
+        });
+        transport.send(payload(Kind::Series, "a", 1));
+        asker.join().unwrap()
+    });
+    let result = flush(&mut transport, deadline);
+    assert!(asked.elapsed() < Duration::from_secs(1), "{:?}", asked.elapsed());
+    assert_eq!(result, Err(1));
 }
 
 #[test]
-fn shutdown_returns_at_its_deadline_despite_a_stuck_request() {
+fn a_request_is_given_no_more_than_the_time_left_before_a_deadline() {
     let server = Server::start();
     server.default_reply(Reply::status(202).delay(Duration::from_secs(3)));
-    let (mut transport, _) = start(options(&server));
-    transport.send(payload(Kind::Series, "a", 1));
-    server.wait_for(1);
+    let (mut transport, losses) = start(options(&server));
+    let cx = context();
+    transport.start(cx.clone());
+    // A shutdown waits on the lane: the request may not outlast it, stuck as the intake is.
     let started = Instant::now();
-    let result = transport.shutdown(Instant::now() + Duration::from_millis(200));
-    assert_eq!(result, Err(FlushError::Timeout));
+    let deadline = started + Duration::from_millis(200);
+    cx.signals().request(deadline);
+    transport.send(payload(Kind::Series, "a", 1));
+    let result = transport.shutdown(deadline);
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(result, Err(Pending { payloads: 1, out_of_time: true }));
+    assert_eq!(losses.get(Loss::Shutdown), 1);
+}
+
+#[test]
+fn a_sender_without_a_context_keeps_its_flushes_deadlines() {
+    let server = Server::start();
+    server.default_reply(Reply::status(503).header("Retry-After", "0"));
+    let mut options = options(&server);
+    options.max_retries = 0;
+    let (mut transport, _) = start(options);
+    transport.send(payload(Kind::Series, "a", 1));
+    server.default_reply(Reply::status(202).delay(Duration::from_secs(3)));
+    let started = Instant::now();
+    let result = transport.flush(started + Duration::from_millis(200));
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(result, Err(Pending { payloads: 1, out_of_time: true }));
 }
 
 #[test]
@@ -266,36 +301,18 @@ fn shutdown_drops_and_counts_what_still_waits() {
     options.max_retries = 0;
     let (mut transport, losses) = start(options);
     transport.send(payload(Kind::Series, "a", 3));
-    assert_eq!(transport.shutdown(soon()), Err(FlushError::Pending(1)));
+    assert_eq!(transport.shutdown(soon()), Err(Pending { payloads: 1, out_of_time: false }));
     assert_eq!(losses.get(Loss::Shutdown), 3);
-}
-
-#[test]
-fn a_full_queue_drops_the_newest() {
-    let server = Server::start();
-    server.default_reply(Reply::status(202).delay(Duration::from_millis(500)));
-    let mut options = options(&server);
-    options.queue = 1;
-    let (transport, losses) = start(options);
-    transport.send(payload(Kind::Series, "a", 2));
-    server.wait_for(1);
-    for _ in 0..4 {
-        transport.send(payload(Kind::Series, "b", 2));
-    }
-    // One waits in the queue; three were dropped.
-    assert_eq!(losses.get(Loss::QueueFull), 6);
-    assert_eq!(transport.flush(soon()), Ok(()));
-    assert_eq!(server.requests().len(), 2);
 }
 
 #[test]
 fn items_that_aged_out_are_dropped_before_sending() {
     let server = Server::start();
     let now = unix(SystemTime::now());
-    let (transport, losses) = start(options(&server));
+    let (mut transport, losses) = start(options(&server));
     transport.send(payload_at(Kind::Series, "a", &[now - 7200, now, now + 7200]));
     transport.send(payload_at(Kind::Series, "b", &[now - 7200]));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(names(&requests[0]), ["a.1"]);
@@ -308,15 +325,15 @@ fn timeouts_resend_series_but_not_events() {
     server.script([Reply::status(202).delay(Duration::from_millis(800))]);
     let mut options = options(&server);
     options.timeout = Duration::from_millis(300);
-    let (transport, losses) = start(options);
+    let (mut transport, losses) = start(options);
     transport.send(payload(Kind::Event, "e", 1));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     assert_eq!(server.requests().len(), 1);
     assert_eq!(losses.get(Loss::Timeout), 1);
 
     server.script([Reply::status(202).delay(Duration::from_millis(800))]);
     transport.send(payload(Kind::Series, "a", 1));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     assert_eq!(server.requests().len(), 3);
     assert_eq!(losses.get(Loss::Timeout), 1);
 }
@@ -331,21 +348,21 @@ fn unreachable_intakes_are_retried_then_parked() {
     let mut options = options(&server);
     options.base_url = url;
     options.max_retries = 1;
-    let (transport, losses) = start(options);
+    let (mut transport, losses) = start(options);
     transport.send(payload(Kind::Series, "a", 1));
-    assert_eq!(transport.flush(soon()), Err(FlushError::Pending(1)));
+    assert_eq!(flush(&mut transport, soon()), Err(1));
     assert_eq!(format!("{losses:?}"), "{}");
 }
 
 #[test]
 fn gzip_and_uncompressed_bodies_are_labelled() {
     let server = Server::start();
-    let (transport, _) = start(options(&server));
+    let (mut transport, _) = start(options(&server));
     let mut items = Items::default();
     items.push(unix(SystemTime::now()), None, |out| out.extend_from_slice(br#"{"metric":"g"}"#));
     transport.send(pack(Kind::Series, Compression::Gzip, &items, 0..1));
     transport.send(pack(Kind::Series, Compression::None, &items, 0..1));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     let requests = server.requests();
     assert_eq!(requests[0].header("content-encoding"), Some("gzip"));
     assert_eq!(requests[1].header("content-encoding"), None);
@@ -357,10 +374,37 @@ fn gzip_and_uncompressed_bodies_are_labelled() {
 fn dropped_connections_are_retried() {
     let server = Server::start();
     server.script([Reply::status(202).close()]);
-    let (transport, losses) = start(options(&server));
+    let (mut transport, losses) = start(options(&server));
     transport.send(payload(Kind::Series, "a", 1));
-    assert_eq!(transport.flush(soon()), Ok(()));
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
     let answered: Vec<u16> = server.requests().iter().map(|r| r.answered).collect();
     assert_eq!(answered, [0, 202]);
     assert_eq!(format!("{losses:?}"), "{}");
+}
+
+#[test]
+fn a_sender_dropped_without_a_shutdown_counts_what_still_waits() {
+    let server = Server::start();
+    server.default_reply(Reply::status(503).header("Retry-After", "0"));
+    let mut options = options(&server);
+    options.max_retries = 0;
+    let (mut transport, losses) = start(options);
+    transport.send(payload(Kind::Series, "a", 2));
+    assert_eq!(losses.get(Loss::Shutdown), 0);
+    drop(transport);
+    assert_eq!(losses.get(Loss::Shutdown), 2);
+}
+
+#[test]
+fn the_spool_is_opened_by_start_not_by_new() {
+    let server = Server::start();
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("tally-dd-spool-start-{nanos}"));
+    let mut options = options(&server);
+    options.spool = Some(SpoolOptions::new(&dir));
+    let (mut transport, _) = start(options);
+    assert!(!dir.exists(), "nothing read or created before start");
+    transport.start(context());
+    assert!(dir.join("datadog").is_dir());
+    let _ = std::fs::remove_dir_all(&dir);
 }
