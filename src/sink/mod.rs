@@ -47,13 +47,9 @@ mod memory;
 #[cfg(feature = "sentry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
 pub mod sentry;
-#[cfg(any(feature = "sentry", feature = "datadog"))]
-pub(crate) mod spool;
 #[cfg(feature = "statsd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
 pub mod statsd;
-#[cfg(any(feature = "sentry", feature = "datadog"))]
-mod tls;
 
 use std::time::Instant;
 
@@ -64,16 +60,16 @@ pub use crate::batch::{
 };
 pub use crate::error::{ExportError, ExportErrorKind};
 pub use context::{Refused, SinkContext};
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
+pub use http::spool::SpoolOptions;
+#[cfg(any(feature = "sentry", feature = "datadog"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
+pub use http::tls::CertificateError;
 pub use jsonl::{encode_batch, JsonlSink};
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use memory::MemorySink;
-#[cfg(any(feature = "sentry", feature = "datadog"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
-pub use spool::SpoolOptions;
-#[cfg(any(feature = "sentry", feature = "datadog"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
-pub use tls::CertificateError;
 
 /// A destination for batches.
 ///

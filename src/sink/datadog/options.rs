@@ -1,13 +1,13 @@
 //! Settings of the Datadog sink.
 
-use crate::sink::tls::ExtraRoots;
+use crate::sink::http::tls::ExtraRoots;
 use std::fmt;
 use std::time::Duration;
 
 use super::api_key::{ApiKey, ApiKeyError};
 use super::context::HostSetting;
 use super::site::{self, EndpointError};
-use crate::sink::spool::SpoolOptions;
+use crate::sink::http::spool::SpoolOptions;
 
 /// Where distributions (`histogram.`, `distribution.`, `timing.` metrics and span timings) go.
 ///

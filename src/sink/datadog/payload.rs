@@ -21,7 +21,7 @@ use std::ops::Range;
 use super::losses::{Loss, Losses};
 use super::options::Compression;
 use super::window::{Fit, Window};
-use crate::sink::spool::{self, Record};
+use crate::sink::http::spool::{self, Record};
 use crate::stats::Carried;
 
 /// Upper bound of what the intake takes per request (v2 series: 512,000 compressed, 5,242,880

@@ -22,7 +22,7 @@
 //!   timeout it started with: the lane's barrier gives up waiting at the deadline, and the lane
 //!   is not joined while the request runs. (In manual mode the flushing thread exports before
 //!   it asks for the flush, so those exports see no deadline.)
-//! * With a [spool](crate::sink::spool), payloads evicted from the retry buffer and those still
+//! * With a [spool](crate::sink::http::spool), payloads evicted from the retry buffer and those still
 //!   buffered at shutdown (or when the sink is dropped without one) are written to disk instead
 //!   of dropped. Spooled payloads are older than buffered ones: they are tried first, when the
 //!   buffer is (after a request succeeded, at the next export, at every flush). The spool is
@@ -49,8 +49,8 @@ use super::breaker::Breaker;
 use super::buffer::RetryBuffer;
 use super::losses::Losses;
 use super::payload::Payload;
-use crate::sink::spool::{self, Spool, SpoolOptions};
-use crate::sink::tls::ExtraRoots;
+use crate::sink::http::spool::{self, Spool, SpoolOptions};
+use crate::sink::http::tls::ExtraRoots;
 use crate::sink::SinkContext;
 
 use self::backoff::Jitter;

@@ -4,6 +4,8 @@
 //! its own: its encoder, its status rules, its rate-limit headers.
 
 mod gzip;
+pub(crate) mod spool;
+pub(crate) mod tls;
 mod transport;
 mod ureq;
 pub(crate) mod url;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::transport::{HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpTransport};
-use crate::sink::tls::ExtraRoots;
+use crate::sink::http::tls::ExtraRoots;
 
 /// Bytes of an answer's body read (for diagnostics, and to keep the connection reusable).
 const MAX_ANSWER: u64 = 64 * 1024;

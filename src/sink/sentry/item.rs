@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::client_report::{ClientReports, DiscardReason};
 use super::ratelimit::Category;
 use super::spooled;
-use crate::sink::spool::{self, Discard};
+use crate::sink::http::spool::{self, Discard};
 use crate::sink::SinkContext;
 use crate::stats::{Carried, DropReason};
 

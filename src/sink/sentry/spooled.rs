@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::item::{Item, ItemBody, Outgoing};
 use super::ratelimit::Category;
-use crate::sink::spool::{self, Record};
+use crate::sink::http::spool::{self, Record};
 
 /// Every item and content type the sink sends, for envelopes read back from the spool.
 const WIRE_NAMES: [&str; 7] = [

@@ -15,7 +15,7 @@
 //!   failure, and the lane finishes the request on its own.
 //! * Pending client reports ride along on every envelope; a flush sends the rest on their own.
 //! * Bodies over `compress_min` bytes are gzipped.
-//! * With a [spool](crate::sink::spool), an envelope that still fails with a connection failure
+//! * With a [spool](crate::sink::http::spool), an envelope that still fails with a connection failure
 //!   or a 5xx after its retries is written to disk instead of dropped, as Sentry's mobile SDKs
 //!   keep envelopes in their offline cache; a 429 and other refusals are not spooled. Spooled
 //!   envelopes are sent, oldest first, after the next envelope is accepted, at every flush,
@@ -34,11 +34,11 @@ use super::item::{Accounts, Item, ItemBody, Outgoing};
 use super::ratelimit::{Category, RateLimits};
 use super::spooled::{from_record, to_record};
 use super::time::rfc3339;
+use crate::sink::http::spool::{self, Spool, SpoolOptions, Ticket};
+use crate::sink::http::tls::ExtraRoots;
 use crate::sink::http::{
     self, HttpErrorKind, HttpRequest, HttpTransport, SharedTransport, UreqTransport,
 };
-use crate::sink::spool::{self, Spool, SpoolOptions, Ticket};
-use crate::sink::tls::ExtraRoots;
 use crate::sink::SinkContext;
 
 /// The least time left before a deadline worth starting a request in.

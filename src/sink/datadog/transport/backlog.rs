@@ -7,7 +7,7 @@ use super::super::buffer::Evicted;
 use super::super::losses::{Loss, Losses};
 use super::super::payload::Payload;
 use super::Transport;
-use crate::sink::spool::{self, Discard, Spool};
+use crate::sink::http::spool::{self, Discard, Spool};
 
 impl Transport {
     /// A new payload: send it, or queue it behind the parked ones.

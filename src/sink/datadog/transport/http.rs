@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::backoff;
-use crate::sink::tls::ExtraRoots;
+use crate::sink::http::tls::ExtraRoots;
 use crate::sink::SinkContext;
 
 /// The least time left before a deadline worth starting a request in.

@@ -17,7 +17,7 @@ fn options(server: &Server) -> TransportOptions {
         base_url: server.url(),
         api_key: ApiKey::parse(KEY).unwrap(),
         connect_timeout: Duration::from_secs(1),
-        roots: crate::sink::tls::ExtraRoots::default(),
+        roots: crate::sink::http::tls::ExtraRoots::default(),
         timeout: Duration::from_secs(2),
         max_retries: 3,
         retry_buffer_bytes: 1 << 20,

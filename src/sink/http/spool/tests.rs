@@ -1,6 +1,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use crate::stats::Carried;
 
 /// What the spool booked: the discard and the records of the file, when it could be read.
 type Booked = Arc<Mutex<Vec<(Discard, Option<u64>)>>>;
