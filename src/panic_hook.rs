@@ -77,21 +77,14 @@ fn report(control: &Arc<Control>, info: &PanicHookInfo<'_>) {
         session.crash();
     }
     shared.submit_error(ErrorEvent {
-        timestamp: SystemTime::now(),
-        metadata: &PANIC_METADATA,
         message: Some(message.clone()),
         fields,
         error_chain: vec![message],
         error_types: vec!["panic".to_owned()],
-        spans: Vec::new(),
-        trace_id: None,
-        span_id: None,
-        breadcrumbs: Vec::new(),
-        tags: Default::default(),
-        fingerprint: None,
         handled: false,
         stacktrace: Some(Arc::new(Backtrace::force_capture())),
         thread: std::thread::current().name().map(str::to_owned),
+        ..ErrorEvent::new(&PANIC_METADATA, SystemTime::now())
     });
     // The process may end with this panic: deliver now, within the shutdown deadline.
     control.flush(shared.config.shutdown_timeout);

@@ -127,6 +127,28 @@ pub struct ErrorEvent {
 }
 
 impl ErrorEvent {
+    /// An event of `metadata` at `timestamp` with nothing else known yet: no message, fields,
+    /// chain, spans, trace, breadcrumbs, tags, fingerprint, stack or thread; handled.
+    pub(crate) fn new(metadata: &'static Metadata<'static>, timestamp: SystemTime) -> ErrorEvent {
+        ErrorEvent {
+            timestamp,
+            metadata,
+            message: None,
+            fields: Vec::new(),
+            error_chain: Vec::new(),
+            error_types: Vec::new(),
+            spans: Vec::new(),
+            trace_id: None,
+            span_id: None,
+            breadcrumbs: Vec::new(),
+            tags: SmallVec::new(),
+            fingerprint: None,
+            handled: true,
+            stacktrace: None,
+            thread: None,
+        }
+    }
+
     /// The event's level.
     pub fn level(&self) -> Level {
         *self.metadata.level()

@@ -281,17 +281,7 @@ impl SetValue {
 mod tests {
     use super::*;
 
-    fn distribution(values: &[f64]) -> DistributionValue {
-        let mut sketch = Sketch::new();
-        values.iter().for_each(|&v| sketch.insert(v));
-        DistributionValue {
-            count: values.len() as u64,
-            sum: values.iter().sum(),
-            min: values.iter().copied().fold(f64::INFINITY, f64::min),
-            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            sketch: Box::new(sketch),
-        }
-    }
+    use crate::batch::testing::distribution_value as distribution;
 
     #[test]
     fn records_stay_small() {

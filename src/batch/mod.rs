@@ -7,7 +7,7 @@ mod error_event;
 mod ids;
 mod metric;
 mod session;
-#[cfg(all(test, any(feature = "sentry", feature = "statsd", feature = "datadog")))]
+#[cfg(test)]
 pub(crate) mod testing;
 mod trace;
 

@@ -1,10 +1,16 @@
 //! Test fixtures: metric records built without a pipeline.
+// Each sink's tests use some of them; a build with fewer sinks uses fewer.
+#![cfg_attr(
+    not(all(feature = "sentry", feature = "statsd", feature = "datadog")),
+    allow(dead_code)
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::aggregate::series::{MetricDesc, SeriesEntry};
-use crate::batch::{CounterValue, MetricKind, MetricRecord, MetricValue, Tag};
+use crate::aggregate::sketch::Sketch;
+use crate::batch::{CounterValue, DistributionValue, MetricKind, MetricRecord, MetricValue, Tag};
 
 /// The start of the interval of the fixtures' records (2023-11-14T22:13:20Z).
 pub(crate) const NOW: i64 = 1_700_000_000;
@@ -36,4 +42,17 @@ pub(crate) fn counter(
 ) -> MetricRecord {
     let value = MetricValue::Counter(CounterValue { integer: 0, float: sum });
     record(name, MetricKind::Counter, unit, tags, value)
+}
+
+/// A distribution of exactly these values (count, sum, min, max, and a sketch of them).
+pub(crate) fn distribution_value(values: &[f64]) -> DistributionValue {
+    let mut sketch = Sketch::new();
+    values.iter().for_each(|&v| sketch.insert(v));
+    DistributionValue {
+        count: values.len() as u64,
+        sum: values.iter().sum(),
+        min: values.iter().copied().fold(f64::INFINITY, f64::min),
+        max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        sketch: Box::new(sketch),
+    }
 }

@@ -242,21 +242,13 @@ fn error(input: &ErrorInput, now: SystemTime) -> ErrorEvent {
         })
         .collect();
     ErrorEvent {
-        timestamp: ago(now, input.age_secs),
-        metadata: &FUZZ_METADATA,
         message: input.message.clone(),
         fields,
         error_chain: input.chain.clone(),
-        error_types: Vec::new(),
         spans,
-        trace_id: None,
-        span_id: None,
-        breadcrumbs: Vec::new(),
         tags: series_tags(&input.tags),
         fingerprint: input.fingerprint.clone(),
-        handled: true,
-        stacktrace: None,
-        thread: None,
+        ..ErrorEvent::new(&FUZZ_METADATA, ago(now, input.age_secs))
     }
 }
 

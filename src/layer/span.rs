@@ -73,41 +73,25 @@ impl SpanVisitor<'_> {
     }
 }
 
+/// `record_*` methods that keep a value of a plain type as its [`FieldValue`] variant.
+macro_rules! record_plain {
+    ($($method:ident($type:ty) => $variant:ident),* $(,)?) => {$(
+        fn $method(&mut self, field: &Field, value: $type) {
+            if self.wants(field) {
+                self.value(field, FieldValue::$variant(value));
+            }
+        }
+    )*};
+}
+
 impl Visit for SpanVisitor<'_> {
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.wants(field) {
-            self.value(field, FieldValue::I64(value));
-        }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.wants(field) {
-            self.value(field, FieldValue::U64(value));
-        }
-    }
-
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        if self.wants(field) {
-            self.value(field, FieldValue::I128(value));
-        }
-    }
-
-    fn record_u128(&mut self, field: &Field, value: u128) {
-        if self.wants(field) {
-            self.value(field, FieldValue::U128(value));
-        }
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if self.wants(field) {
-            self.value(field, FieldValue::F64(value));
-        }
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.wants(field) {
-            self.value(field, FieldValue::Bool(value));
-        }
+    record_plain! {
+        record_i64(i64) => I64,
+        record_u64(u64) => U64,
+        record_i128(i128) => I128,
+        record_u128(u128) => U128,
+        record_f64(f64) => F64,
+        record_bool(bool) => Bool,
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -228,25 +212,37 @@ pub(crate) fn on_record<S>(
     }
 }
 
-/// Entering a span (busy/idle time only).
+/// Entering a span (busy/idle time only): the time since the span was last left was idle.
 pub(crate) fn on_enter<S>(id: &Id, ctx: &Context<'_, S>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let Some(span) = ctx.span(id) else { return };
-    let now = clock().raw();
-    let mut extensions = span.extensions_mut();
-    if let Some(t) = extensions.get_mut::<SpanData>().and_then(|d| d.busy_idle.as_mut()) {
+    with_busy_idle(id, ctx, |t, now| {
         if t.entered == 0 {
             t.idle += clock().delta_as_nanos(t.last, now);
             t.last = now;
         }
         t.entered += 1;
-    }
+    });
 }
 
-/// Leaving a span (busy/idle time only).
+/// Leaving a span (busy/idle time only): the time since it was first entered was busy.
 pub(crate) fn on_exit<S>(id: &Id, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    with_busy_idle(id, ctx, |t, now| {
+        t.entered = t.entered.saturating_sub(1);
+        if t.entered == 0 {
+            t.busy += clock().delta_as_nanos(t.last, now);
+            t.last = now;
+        }
+    });
+}
+
+/// Runs `f` on the busy/idle times of span `id`, if it keeps them, with the clock's reading.
+#[inline]
+fn with_busy_idle<S>(id: &Id, ctx: &Context<'_, S>, f: impl FnOnce(&mut BusyIdle, u64))
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -254,11 +250,7 @@ where
     let now = clock().raw();
     let mut extensions = span.extensions_mut();
     if let Some(t) = extensions.get_mut::<SpanData>().and_then(|d| d.busy_idle.as_mut()) {
-        t.entered = t.entered.saturating_sub(1);
-        if t.entered == 0 {
-            t.busy += clock().delta_as_nanos(t.last, now);
-            t.last = now;
-        }
+        f(t, now);
     }
 }
 

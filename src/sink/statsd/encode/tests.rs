@@ -58,21 +58,9 @@ fn tags_follow_each_style() {
 fn events_stay_within_8_kib_or_are_not_made() {
     // Found by fuzzing: large tags made events of 12 KiB.
     let error = ErrorEvent {
-        timestamp: std::time::UNIX_EPOCH,
-        metadata: &crate::panic_hook::PANIC_METADATA,
         message: Some("failed".repeat(2000)),
-        fields: Vec::new(),
         error_chain: vec!["cause\n".repeat(3000)],
-        error_types: Vec::new(),
-        spans: Vec::new(),
-        trace_id: None,
-        span_id: None,
-        breadcrumbs: Vec::new(),
-        tags: Default::default(),
-        fingerprint: None,
-        handled: true,
-        stacktrace: None,
-        thread: None,
+        ..ErrorEvent::new(&crate::panic_hook::PANIC_METADATA, std::time::UNIX_EPOCH)
     };
     let small = [("k", "v")];
     let event = dogstatsd().event(&error, &small).unwrap();
