@@ -76,12 +76,13 @@
 //!
 //! With no sink configured, records go to standard output as JSON lines ([`sink::JsonlSink`];
 //! `TALLY_JSONL` picks a file). [`sink::Sink`] is the trait to implement for others. Every sink
-//! runs on its own thread behind a bounded queue.
+//! runs on its own lane: one thread behind one bounded queue with a room for each kind of data
+//! (sessions, errors, metrics, transactions), so that one kind never costs another.
 //!
 //! With the `sentry` feature, `SENTRY_DSN` (or `Builder::sentry`) adds the Sentry sink:
 //! captured errors, recorded traces ([`Builder::traces_sample_rate`]), release-health sessions
-//! ([`Builder::sessions`]) and metrics, sent as envelopes by one background thread that honours
-//! Sentry's rate limits and reports what it drops. See the `sink::sentry` module for the mapping.
+//! ([`Builder::sessions`]) and metrics, sent as envelopes on the sink's lane, honouring
+//! Sentry's rate limits and reporting what it drops. See the `sink::sentry` module for the mapping.
 //!
 //! # Traces
 //!

@@ -2,8 +2,9 @@
 //!
 //! The flusher drains every thread's cells at each roll-up boundary (only completed intervals
 //! are exported on schedule; a final or explicit flush includes the interval in progress), and
-//! hands batches to each sink through that sink's bounded queue. In manual mode there is no
-//! thread: [`FlushGuard::flush`] does the same work on the calling thread.
+//! hands each sink its part of every batch through the sink's lane ([`lane`]). In manual mode
+//! there is no flusher thread: [`FlushGuard::flush`] does the same work on the calling thread,
+//! and the sinks run on it too.
 
 mod flusher;
 mod lane;

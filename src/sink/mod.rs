@@ -1,8 +1,11 @@
 //! Sinks: where batches go.
 //!
-//! A [`Sink`] receives every [`Batch`] the flusher produces. Each sink runs on its own thread
-//! (or, in manual mode, on the thread that flushes), behind a bounded queue: a slow sink never
-//! slows the application or the other sinks, and batches it cannot take are counted as dropped.
+//! A [`Sink`] receives what the flusher produces as [`Batch`]es. Each sink runs on its own lane
+//! (or, in manual mode, on the thread that flushes): one thread behind one bounded queue with a
+//! room for each kind of data. A slow sink never slows the application or the other sinks; what
+//! its rooms cannot take is counted as dropped, kind by kind, and the sink learns of it through
+//! its [`SinkContext`]. A batch handed to a sink holds one kind of data (sessions, errors,
+//! metrics or transactions, with the global tags), the most urgent kinds first.
 //!
 //! The crate ships [`JsonlSink`] (the local default) and, with the `test-util` feature,
 //! `MemorySink`. Each network backend has a module, behind its feature, holding its options and
