@@ -155,6 +155,7 @@ pub mod serverless;
 pub mod sink;
 mod stats;
 pub mod summary;
+mod trace_headers;
 
 pub use builder::{Builder, Tally};
 pub use config::SamplingContext;

@@ -1,5 +1,5 @@
 //! Traces: the sampling decision at the root, the spans of kept traces, the state behind outgoing
-//! propagation headers (their format is [`crate::propagation::headers`]).
+//! propagation headers (their format is [`crate::trace_headers`]).
 //!
 //! Recording is on only when a traces sample rate or sampler is configured. A root span draws
 //! (or inherits from upstream) `sample_rand` and decides once; its descendants copy the decision
@@ -18,8 +18,8 @@ use crate::batch::{Sampling, SpanId, SpanStatus, TraceId, TraceSpan, Transaction
 use crate::config::SamplingContext;
 use crate::fields::SpanField;
 use crate::pipeline::Shared;
-use crate::propagation::headers::{self, TraceHeaders, Upstream};
 use crate::stats::DropReason;
+use crate::trace_headers::{self as headers, TraceHeaders, Upstream};
 
 /// A random number in `[0, 1)` from 64 random bits.
 fn unit(bits: u64) -> f64 {

@@ -36,9 +36,7 @@
 //! # Ok::<(), tracing_tally::BuildError>(())
 //! ```
 
-pub(crate) mod headers;
-
-pub use self::headers::TraceHeaders;
+pub use crate::trace_headers::TraceHeaders;
 
 /// The headers to propagate the trace of `span` to an outgoing request; `None` if the span is
 /// disabled, not recorded by tracing-tally, or the subscriber is not a `tracing-subscriber`

@@ -1,4 +1,6 @@
-//! The header codec: `sentry-trace`, W3C `traceparent` and `baggage`, parsed and formatted.
+//! The trace header codec: `sentry-trace`, W3C `traceparent` and `baggage`, parsed and
+//! formatted. Below the layer (which parses incoming headers and formats outgoing ones) and the
+//! public [`propagation`](crate::propagation) module, which re-exports [`TraceHeaders`].
 
 use std::fmt::Write as _;
 use std::sync::Arc;
