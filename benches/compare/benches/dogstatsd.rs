@@ -169,8 +169,7 @@ fn tally_per_flush(port: Option<u16>, kind: Kind, runs: usize) -> Duration {
         Some(port) => builder.statsd(
             StatsdOptions::dogstatsd_at(&format!("127.0.0.1:{port}"))
                 .unwrap()
-                .origin_detection(false)
-                .queue(1 << 16),
+                .origin_detection(false),
         ),
         None => builder.sink(Discard),
     };

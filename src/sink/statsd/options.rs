@@ -58,7 +58,6 @@ pub struct StatsdOptions {
     pub(super) dialect: Dialect,
     pub(super) prefix: String,
     pub(super) max_packet: Option<usize>,
-    pub(super) queue: Option<usize>,
     pub(super) distribution_type: DistributionType,
     pub(super) origin_detection: bool,
     pub(super) container_id: Option<String>,
@@ -76,7 +75,6 @@ impl StatsdOptions {
             dialect,
             prefix: String::new(),
             max_packet: None,
-            queue: None,
             distribution_type: DistributionType::default(),
             origin_detection: true,
             container_id: None,
@@ -166,8 +164,9 @@ impl StatsdOptions {
     /// Kept for compatibility; has no effect. Datagrams no longer wait in a queue of the
     /// sink's own: it writes them as it makes them, and what waits is whole batches in its lane
     /// ([`Builder::sink_queue`](crate::Builder::sink_queue)).
-    pub fn queue(mut self, datagrams: usize) -> Self {
-        self.queue = Some(datagrams);
+    #[deprecated(since = "0.2.0", note = "datagrams are written as they are made: see Builder::sink_queue")]
+    pub fn queue(self, datagrams: usize) -> Self {
+        let _ = datagrams;
         self
     }
 
@@ -229,9 +228,6 @@ impl StatsdOptions {
             {
                 return Err(invalid(format!("max_packet_size {bytes} is outside 64..={MAX_UDP_PACKET} (UDP) or 64..={MAX_UNIX_PACKET} (Unix)")));
             }
-        }
-        if self.queue == Some(0) {
-            return Err(invalid("the queue must hold at least one datagram".to_owned()));
         }
         // The Agent aggregates DogStatsD in 10 s buckets: intervals that do not divide them
         // would put two of our intervals' values in one bucket, or split one.
