@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::losses::testing::recording;
-use super::losses::Loss;
+use super::losses::DropCause;
 use super::testing::{
     batch, batch_with_errors, context, counter, distribution, error_event, fresh, gauge, set,
     Reply, Request, Server, KEY,
@@ -135,7 +135,7 @@ fn an_export_on_a_stuck_intake_keeps_the_deadline_of_a_flush_waiting_on_the_lane
     let error = sink.shutdown(deadline).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(error.kind(), ExportErrorKind::Timeout);
-    assert_eq!(losses.get(Loss::Shutdown), 3);
+    assert_eq!(losses.get(DropCause::Shutdown), 3);
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn what_the_lane_refused_is_noted_as_queue_full_but_not_booked_again() {
         ..Refused::default()
     });
     sink.export(&batch(Vec::new())).unwrap();
-    assert_eq!(losses.get(Loss::QueueFull), 9);
+    assert_eq!(losses.get(DropCause::QueueFull), 9);
     assert!(forwarded.lock().unwrap().is_empty());
     assert!(cx.take_refused().is_empty(), "taken once");
 }
@@ -170,7 +170,7 @@ fn losses_are_booked_through_the_context_once_started() {
     sink.flush(soon()).unwrap();
     let stats = cx.stats();
     assert_eq!(stats.dropped(DropReason::SinkError), 1);
-    assert_eq!(sink.losses.get(Loss::Rejected), 1);
+    assert_eq!(sink.losses.get(DropCause::Rejected), 1);
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn flush_and_shutdown_report_what_could_not_be_delivered() {
     assert!(error.to_string().contains("kept for a retry"), "{error}");
     let error = sink.shutdown(soon()).unwrap_err();
     assert!(error.to_string().contains("dropped"), "{error}");
-    assert_eq!(sink.losses.get(Loss::Shutdown), 1);
+    assert_eq!(sink.losses.get(DropCause::Shutdown), 1);
 }
 
 #[test]

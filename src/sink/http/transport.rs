@@ -3,10 +3,14 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The least time left before a deadline worth starting a request in: a shorter request would
+/// end in a timeout, and one that reached the server would be counted as failed.
+pub(crate) const MIN_REQUEST: Duration = Duration::from_millis(50);
+
 /// Sends HTTP requests for a sink: the default is a [ureq](https://docs.rs/ureq) agent with
 /// Mozilla's root certificates (and those added with `add_root_certificates`). Plug your own
 /// to use another HTTP client, a proxy with custom authentication, or no network at all in a
-/// test or a benchmark (`SentryOptions::transport`).
+/// test or a benchmark (`SentryOptions::transport`, `DatadogOptions::transport`).
 ///
 /// Everything else of the stack (rate limits, retries with backoff within the flush deadline,
 /// `Retry-After`, gzip, the spool, loss accounting) stays the sink's: a transport only moves

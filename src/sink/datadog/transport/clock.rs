@@ -1,76 +1,12 @@
-//! What any HTTP backend needs, whatever its intake's rules: the agent, one request and its
-//! answer, and the time a request or a backoff wait may take on the lane.
+//! The time a request or a backoff wait may take on the lane: Datadog's requests are bounded
+//! by a pending flush's deadline (a series point sent twice overwrites itself, and the
+//! payloads that are not idempotent are dropped rather than resent after a timeout), so a flush
+//! never waits past its deadline for a request in flight.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use super::backoff;
-use crate::sink::http::tls::ExtraRoots;
+use crate::sink::http::MIN_REQUEST;
 use crate::sink::SinkContext;
-
-/// The least time left before a deadline worth starting a request in.
-pub(crate) const MIN_REQUEST: Duration = Duration::from_millis(50);
-
-/// Bytes of an answer's body read (for diagnostics, and to keep the connection reusable).
-const MAX_ANSWER: u64 = 64 * 1024;
-
-/// The agent: TLS with the web's roots (plus `roots`), status codes as answers rather than
-/// errors, and no redirects followed.
-pub(crate) fn agent(
-    connect_timeout: Duration,
-    timeout: Duration,
-    roots: &ExtraRoots,
-) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(connect_timeout))
-        .tls_config(roots.tls_config())
-        .timeout_global(Some(timeout))
-        .user_agent(format!("tracing-tally/{}", env!("CARGO_PKG_VERSION")))
-        // Answer a redirect with the redirect: a POST body is not replayed elsewhere.
-        .max_redirects(0)
-        .max_redirects_will_error(false)
-        .max_idle_connections(2)
-        .build()
-        .into()
-}
-
-/// An answer to a request.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    /// The `Retry-After` header, read as a wait (bounded, see [`backoff::parse_retry_after`]).
-    pub(crate) retry_after: Option<Duration>,
-    /// The start of the body (at most 64 KiB).
-    pub(crate) body: Vec<u8>,
-}
-
-/// Posts `body` to `url` with `headers`, giving the whole exchange at most `timeout`.
-///
-/// # Errors
-///
-/// When no answer came (connection, TLS, timeout).
-pub(crate) fn post(
-    agent: &ureq::Agent,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<Answer, ureq::Error> {
-    let mut request = agent.post(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.config().timeout_global(Some(timeout)).build();
-    let mut response = request.send(body)?;
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| backoff::parse_retry_after(v, SystemTime::now()));
-    let body =
-        response.body_mut().with_config().limit(MAX_ANSWER).read_to_vec().unwrap_or_default();
-    Ok(Answer { status: response.status().as_u16(), retry_after, body })
-}
 
 /// The deadlines a sender keeps on its lane, and its waits.
 pub(crate) struct Clock {
