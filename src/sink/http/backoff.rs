@@ -6,8 +6,13 @@
 //!   together.
 //! * [`parse_retry_after`]: a `Retry-After` value, delay-seconds or an IMF-fixdate, unbounded:
 //!   each backend caps it as its own rules say.
+//! * [`wait_for_retry`]: the wait itself, on the sink's lane, within a pending flush's
+//!   deadline.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::MIN_REQUEST;
+use crate::sink::SinkContext;
 
 /// A backend's backoff policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +35,41 @@ impl Backoff {
         let nominal = self.first.saturating_mul(1 << doublings).min(self.max);
         let spread = self.spread.clamp(0.0, 1.0);
         nominal.mul_f64(1.0 - spread + spread * random.clamp(0.0, 1.0))
+    }
+}
+
+/// Waits `wait` before a retry, on the sink's lane: `false` when `deadline()` (the earliest
+/// deadline the backend keeps; read again whenever a flush is asked for meanwhile) does not
+/// leave time for the wait and a request after it ([`MIN_REQUEST`]). Without a context (a
+/// sender never started) it sleeps.
+pub(crate) fn wait_for_retry(
+    cx: Option<&SinkContext>,
+    wait: Duration,
+    deadline: impl Fn() -> Option<Instant>,
+) -> bool {
+    let Some(until) = Instant::now().checked_add(wait) else { return false };
+    loop {
+        if let Some(deadline) = deadline() {
+            if until.checked_add(MIN_REQUEST).is_none_or(|end| end > deadline) {
+                return false;
+            }
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        match cx {
+            Some(cx) => {
+                if cx.pause(left) {
+                    return true;
+                }
+                // A flush was asked for: check its deadline.
+            }
+            None => {
+                std::thread::sleep(left);
+                return true;
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! | `ureq` | the default transport: a ureq agent (TLS roots, no redirects, answers read up to 64 KiB) |
 //! | `tls` | the root certificates added to Mozilla's (`ExtraRoots`) |
 //! | `gzip` | request bodies compressed |
-//! | `backoff` | exponential backoff with jitter (each backend's policy), `Retry-After` parsing |
+//! | `backoff` | exponential backoff with jitter (each backend's policy), `Retry-After` parsing, the wait before a retry within a flush's deadline |
 //! | `breaker` | the circuit breaker for refused credentials |
 //! | `spool` | the durable spool: payloads kept on disk until the backend can be reached |
 
@@ -23,7 +23,7 @@ mod transport;
 mod ureq;
 pub(crate) mod url;
 
-pub(crate) use self::backoff::{parse_retry_after, Backoff, Jitter};
+pub(crate) use self::backoff::{parse_retry_after, wait_for_retry, Backoff, Jitter};
 #[cfg(feature = "datadog")]
 pub(crate) use self::breaker::Breaker;
 pub(crate) use self::gzip::gzip;

@@ -233,7 +233,9 @@ impl Transport {
                 Err(Failure::Retryable(reason)) => {
                     attempt += 1;
                     let backoff = BACKOFF.wait(attempt, self.jitter.next());
-                    if attempt > self.options.max_retries || !self.wait(backoff) {
+                    if attempt > self.options.max_retries
+                        || !http::wait_for_retry(self.cx.as_ref(), backoff, || self.deadline())
+                    {
                         return Sent::Failed(outgoing, reason);
                     }
                 }
@@ -272,28 +274,6 @@ impl Transport {
             let needed = backoff.saturating_add(MIN_REQUEST);
             Instant::now().checked_add(needed).is_some_and(|end| end <= deadline)
         })
-    }
-
-    /// Waits `backoff` before a retry: `false` when a pending flush's deadline does not leave
-    /// time for the wait and a request after it (checked again when a flush cuts the wait short).
-    fn wait(&self, backoff: Duration) -> bool {
-        let until = Instant::now() + backoff;
-        loop {
-            if !self.fits_deadline(until.saturating_duration_since(Instant::now())) {
-                return false;
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            let waited = match &self.cx {
-                Some(cx) => cx.pause(left),
-                None => {
-                    std::thread::sleep(left);
-                    true
-                }
-            };
-            if waited {
-                return true;
-            }
-        }
     }
 
     fn body(&self, outgoing: &Outgoing, report: Option<&[u8]>) -> Vec<u8> {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sink::http::MIN_REQUEST;
+use crate::sink::http::{wait_for_retry, MIN_REQUEST};
 use crate::sink::SinkContext;
 
 /// The deadlines a sender keeps on its lane, and its waits.
@@ -51,30 +51,6 @@ impl Clock {
     /// Waits `wait` before a retry; `false` when the deadline does not leave time for the wait
     /// and a request after it (checked again whenever a flush is asked for meanwhile).
     pub(crate) fn sleep(&self, wait: Duration) -> bool {
-        let now = Instant::now();
-        let Some(until) = now.checked_add(wait) else { return false };
-        loop {
-            if let Some(deadline) = self.deadline() {
-                if until.checked_add(MIN_REQUEST).is_none_or(|end| end > deadline) {
-                    return false;
-                }
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            match &self.cx {
-                Some(cx) => {
-                    if cx.pause(left) {
-                        return true;
-                    }
-                    // A flush was asked for: check its deadline.
-                }
-                None => {
-                    std::thread::sleep(left);
-                    return true;
-                }
-            }
-        }
+        wait_for_retry(self.cx.as_ref(), wait, || self.deadline())
     }
 }
