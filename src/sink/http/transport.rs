@@ -21,9 +21,9 @@ pub(crate) const MIN_REQUEST: Duration = Duration::from_millis(50);
 /// use tracing_tally::sink::http::{HttpError, HttpRequest, HttpResponse, HttpTransport};
 ///
 /// /// Answers every request with 200, sending nothing (for a benchmark).
-/// struct Discard;
+/// struct NoNetwork;
 ///
-/// impl HttpTransport for Discard {
+/// impl HttpTransport for NoNetwork {
 ///     fn send(&mut self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
 ///         let _ = (request.url, request.body.len());
 ///         Ok(HttpResponse::new(200))
@@ -31,7 +31,7 @@ pub(crate) const MIN_REQUEST: Duration = Duration::from_millis(50);
 /// }
 ///
 /// let options = tracing_tally::sink::sentry::SentryOptions::new("https://key@o1.ingest.sentry.io/1")?
-///     .transport(Discard);
+///     .transport(NoNetwork);
 /// # drop(options);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
