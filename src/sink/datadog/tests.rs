@@ -246,3 +246,50 @@ fn parked_payloads_are_retried_at_the_next_export() {
     assert_eq!(series(&requests[1..], "/api/v2/series")[0]["metric"], "first");
     sink.flush(soon()).unwrap();
 }
+
+#[test]
+fn a_transport_set_in_options_sends_for_the_sink_without_a_network() {
+    use crate::sink::http::{HttpError, HttpRequest, HttpResponse, HttpTransport};
+    use std::sync::{Arc, Mutex};
+
+    /// Each request's URL and decoded body.
+    type Sent = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+    /// Answers 503 (retry at once), then 202; records what it was asked to send.
+    #[derive(Clone, Default)]
+    struct Scripted(Sent);
+    impl HttpTransport for Scripted {
+        fn send(&mut self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
+            let encoding = request.headers.iter().find(|(n, _)| *n == "Content-Encoding");
+            let compression = match encoding.map(|(_, v)| *v) {
+                Some("deflate") => Compression::Deflate,
+                Some("gzip") => Compression::Gzip,
+                _ => Compression::None,
+            };
+            let body = payload::decompress(request.body, compression).unwrap();
+            let mut sent = self.0.lock().unwrap();
+            sent.push((request.url.to_owned(), body));
+            Ok(match sent.len() {
+                1 => HttpResponse::new(503).with_header("Retry-After", "0"),
+                _ => HttpResponse::new(202),
+            })
+        }
+    }
+
+    let transport = Scripted::default();
+    let options = DatadogOptions::new(KEY).unwrap().transport(transport.clone());
+    let (losses, _) = recording();
+    let mut sink = DatadogSink::with_losses(options, losses.clone());
+    sink.export(&batch(vec![fresh(counter("orders", None, &[], 3.0))])).unwrap();
+    sink.flush(soon()).unwrap();
+    let sent = transport.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "the 503 is retried");
+    for (url, body) in &sent {
+        assert_eq!(url, "https://api.datadoghq.com/api/v2/series");
+        let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(body["series"][0]["metric"], "orders");
+        assert_eq!(body["series"][0]["points"][0]["value"], 3.0);
+    }
+    assert_eq!(sent[0].1, sent[1].1, "the retry sends the same payload");
+    assert_eq!(format!("{losses:?}"), "{}");
+}
