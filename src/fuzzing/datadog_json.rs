@@ -40,7 +40,7 @@ pub struct DatadogOutcome {
 
 /// Encodes a batch as the Datadog sink does, chunks it into payloads and checks them.
 pub fn datadog(input: &DatadogInput) -> DatadogOutcome {
-    use crate::sink::datadog::losses::{Loss, Losses};
+    use crate::sink::datadog::losses::{DropCause, Losses};
     use crate::sink::datadog::options::{
         Compression, DatadogOptions, DistributionMode, HistogramAggregate,
     };
@@ -74,7 +74,7 @@ pub fn datadog(input: &DatadogInput) -> DatadogOutcome {
     let batch = batch(&input.batch);
     let now = SystemTime::now();
     let metrics = Window::metrics(now);
-    let lost = |losses: &Losses| -> u64 { Loss::ALL.iter().map(|&l| losses.get(l)).sum() };
+    let lost = |losses: &Losses| -> u64 { DropCause::ALL.iter().map(|&l| losses.get(l)).sum() };
 
     // Series: one point per counter, gauge and set, one per aggregate of a distribution.
     let series_losses = Losses::new(|_, _| {}, |_| {});
@@ -101,7 +101,7 @@ pub fn datadog(input: &DatadogInput) -> DatadogOutcome {
             .iter()
             .filter(|r| matches!(r.value(), MetricValue::Distribution(d) if d.count > 0))
             .count() as u64;
-        let unsent = lost(&point_losses) - point_losses.get(Loss::Sampled);
+        let unsent = lost(&point_losses) - point_losses.get(DropCause::Sampled);
         assert_eq!(point_items.len() as u64 + unsent, records, "distribution points");
     } else {
         assert!(point_items.is_empty());
@@ -162,7 +162,7 @@ pub fn datadog(input: &DatadogInput) -> DatadogOutcome {
             }
             sent += p.items();
         }
-        let too_large = losses.get(Loss::TooLarge);
+        let too_large = losses.get(DropCause::TooLarge);
         assert_eq!(sent + too_large, items.len() as u64, "{kind:?}: every item sent or counted");
         outcome.payloads += payloads.len();
         outcome.items += sent;

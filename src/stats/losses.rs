@@ -27,6 +27,10 @@ pub(crate) const OTHER_METRICS: &str = "(other)";
 /// What one encoded item stands for: one point of one metric, and the values it carries; or,
 /// for a point sent as several items (a distribution's values over several StatsD datagrams),
 /// a part of it (see [`Carried::part`]).
+///
+/// It is not a reason for a loss (that is always a [`DropReason`](crate::stats::DropReason),
+/// mapped per backend at its edge): it travels with a payload so that, if the payload is
+/// given up, the ledger books exactly *what* was lost.
 #[derive(Clone)]
 pub(crate) struct Carried {
     metric: Arc<MetricDesc>,

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 
 #[cfg(test)]
-use super::losses::{Loss, Losses};
+use super::losses::{DropCause, Losses};
 use super::payload::Payload;
 
 /// Payloads evicted to make room, oldest first.
@@ -54,7 +54,7 @@ impl RetryBuffer {
 
     /// Drops everything, counting it as `loss`.
     #[cfg(test)]
-    pub(crate) fn clear(&mut self, loss: Loss, losses: &Losses) {
+    pub(crate) fn clear(&mut self, loss: DropCause, losses: &Losses) {
         while let Some(payload) = self.pop_front() {
             payload.lose(loss, losses);
         }
@@ -113,9 +113,9 @@ mod tests {
         assert_eq!(evicted, [payload(0, 2), payload(1, 2)]);
         assert_eq!(buffer.pop_front(), Some(payload(2, 2)));
         assert!(buffer.push_front(payload(2, 2)).is_empty());
-        buffer.clear(Loss::Shutdown, &losses);
+        buffer.clear(DropCause::Shutdown, &losses);
         assert!(buffer.is_empty());
-        assert_eq!((buffer.bytes(), losses.get(Loss::Shutdown)), (0, 6));
+        assert_eq!((buffer.bytes(), losses.get(DropCause::Shutdown)), (0, 6));
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::borrow::Cow;
 
 use crate::batch::{merge_tags, Tag};
 
+use super::json::{self, Object};
+
 /// Longest tag (`key:value`) and metric name Datadog keeps.
 const MAX_LEN: usize = 200;
 
@@ -56,6 +58,16 @@ impl Context {
             .map(|(key, value)| tag(key, value))
             .collect();
         Context { tags, host: host.filter(|h| !h.is_empty()).map(str::to_owned) }
+    }
+
+    /// Ends an item's object with its `host` (if any) and `tags`, as distribution points and
+    /// events write them.
+    pub(crate) fn end(&self, mut o: Object<'_>) {
+        if let Some(host) = &self.host {
+            o.field("host", host);
+        }
+        o.with("tags", |out| json::strings(out, self.tags.iter().map(String::as_str)));
+        o.end();
     }
 }
 

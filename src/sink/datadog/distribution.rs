@@ -15,10 +15,10 @@
 
 use super::context::{self, Context};
 use super::json::{self, Object};
-use super::losses::{Loss, Losses};
+use super::losses::{DropCause, Losses};
 use super::options::DatadogOptions;
 use super::payload::Items;
-use super::window::{self, Fit, Window};
+use super::window::{self, Window};
 use crate::batch::{Batch, DistributionValue, MetricValue};
 use crate::stats::Carried;
 
@@ -40,21 +40,13 @@ pub(crate) fn encode(
         }
         let timestamp = window::unix(record.timestamp());
         let carried = Carried::of(record);
-        match window.fit(timestamp) {
-            Fit::Inside => {}
-            Fit::Stale => {
-                losses.record_items(Loss::Stale, 1, [&carried]);
-                continue;
-            }
-            Fit::Future => {
-                losses.record_items(Loss::Future, 1, [&carried]);
-                continue;
-            }
+        if !window.admit(timestamp, 1, Some(&carried), losses) {
+            continue;
         }
         let (values, left_out) = values(d, options.max_distribution_values);
-        losses.record(Loss::Sampled, left_out);
+        losses.record(DropCause::Sampled, left_out);
         if values.is_empty() {
-            losses.record_items(Loss::NonFinite, 1, [&carried]);
+            losses.record_items(DropCause::NonFinite, 1, [&carried]);
             continue;
         }
         let context = Context::new(batch.global_tags(), record.tags(), &options.host);
@@ -75,11 +67,7 @@ pub(crate) fn encode(
                 out.extend_from_slice(b"]]]");
             });
             o.field("type", "distribution");
-            if let Some(host) = &context.host {
-                o.field("host", host);
-            }
-            o.with("tags", |out| json::strings(out, context.tags.iter().map(String::as_str)));
-            o.end();
+            context.end(o);
         });
     }
     items
@@ -163,7 +151,7 @@ mod tests {
         let items = encode(&batch, &options, &window, &losses);
         let item: serde_json::Value = serde_json::from_slice(items.get(0).unwrap().0).unwrap();
         assert_eq!(item["points"][0][1].as_array().unwrap().len(), 20);
-        assert_eq!(losses.get(Loss::Sampled), 30);
+        assert_eq!(losses.get(DropCause::Sampled), 30);
         // Summarised, not dropped: its record was sent.
         assert_eq!(*forwarded.lock().unwrap(), vec![(DropReason::SinkSampled, 30)]);
     }

@@ -22,11 +22,11 @@ use std::fmt::Write as _;
 use tracing_core::Level;
 
 use super::context::Context;
-use super::json::{self, Object};
-use super::losses::{Loss, Losses};
+use super::json::Object;
+use super::losses::{DropCause, Losses};
 use super::options::DatadogOptions;
 use super::payload::Items;
-use super::window::{self, Fit, Window};
+use super::window::{self, Window};
 use crate::batch::{Batch, ErrorEvent};
 
 /// Longest title, in characters.
@@ -50,21 +50,13 @@ pub(crate) fn encode(
     let mut per_key: HashMap<String, usize> = HashMap::new();
     for error in batch.errors() {
         let timestamp = window::unix(error.timestamp);
-        match window.fit(timestamp) {
-            Fit::Inside => {}
-            Fit::Stale => {
-                losses.record(Loss::Stale, 1);
-                continue;
-            }
-            Fit::Future => {
-                losses.record(Loss::Future, 1);
-                continue;
-            }
+        if !window.admit(timestamp, 1, None, losses) {
+            continue;
         }
         let key = aggregation_key(error);
         let sent = per_key.entry(key.clone()).or_default();
         if *sent >= options.events_per_key || items.len() >= options.max_events {
-            losses.record(Loss::EventLimit, 1);
+            losses.record(DropCause::EventLimit, 1);
             continue;
         }
         *sent += 1;
@@ -78,11 +70,7 @@ pub(crate) fn encode(
             o.field("source_type_name", "my_apps");
             o.field("date_happened", &timestamp);
             o.field("priority", "normal");
-            if let Some(host) = &context.host {
-                o.field("host", host);
-            }
-            o.with("tags", |out| json::strings(out, context.tags.iter().map(String::as_str)));
-            o.end();
+            context.end(o);
         });
     }
     items
@@ -203,16 +191,13 @@ mod tests {
     use super::*;
     use crate::batch::FieldValue;
     use crate::sink::datadog::losses::testing::recording;
-    use crate::sink::datadog::testing::{batch_with_errors, error_event, KEY, NOW};
+    use crate::sink::datadog::testing::{batch_with_errors, error_event, texts, KEY, NOW};
 
     fn encode_all(errors: Vec<ErrorEvent>, options: &DatadogOptions) -> (Vec<String>, Losses) {
         let (losses, _) = recording();
         let window = Window::events(UNIX_EPOCH + Duration::from_secs(NOW as u64));
         let items = encode(&batch_with_errors(errors), options, &window, &losses);
-        let events = (0..items.len())
-            .map(|i| String::from_utf8(items.get(i).unwrap().0.to_vec()).unwrap())
-            .collect();
-        (events, losses)
+        (texts(&items), losses)
     }
 
     #[test]
@@ -286,7 +271,7 @@ mod tests {
         errors.push(other);
         let (events, losses) = encode_all(errors, &options);
         assert_eq!(events.len(), 3);
-        assert_eq!(losses.get(Loss::EventLimit), 3);
+        assert_eq!(losses.get(DropCause::EventLimit), 3);
     }
 
     #[test]
@@ -295,7 +280,7 @@ mod tests {
         old.timestamp = UNIX_EPOCH + Duration::from_secs(NOW as u64 - 18 * 3600);
         let (events, losses) = encode_all(vec![old], &DatadogOptions::new(KEY).unwrap());
         assert!(events.is_empty());
-        assert_eq!(losses.get(Loss::Stale), 1);
+        assert_eq!(losses.get(DropCause::Stale), 1);
         let off = DatadogOptions::new(KEY).unwrap().send_errors(false);
         let (events, _) = encode_all(vec![error_event(Some("x"), &[])], &off);
         assert!(events.is_empty());

@@ -1,8 +1,13 @@
 //! What the sink gives up, counted by cause and forwarded to the pipeline's drop counters.
 //!
+//! The pipeline's vocabulary is [`DropReason`]; a [`DropCause`] is the Datadog edge of it: the
+//! finer cause behind a reason (most of what the sink gives up is `sink_error` to the
+//! pipeline: a stale point, a 400, a refused key...), kept for the sink's own counts (its
+//! `Debug`, the tests) and its log lines. [`DropCause::reason`] is the one place that maps a
+//! cause to its reason.
+//!
 //! Metric losses are counted per series point (a distribution sent as aggregates counts once
-//! per aggregate), event losses per event. The pipeline's [`DropReason`]s are coarser than
-//! these causes; [`Loss::reason`] is the one place that maps them.
+//! per aggregate), event losses per event.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,9 +15,9 @@ use std::sync::Arc;
 
 use crate::stats::{Carried, DropReason};
 
-/// Why the sink left something out.
+/// Why the Datadog sink left something out: the cause behind a pipeline [`DropReason`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Loss {
+pub(crate) enum DropCause {
     /// A point older than the intake accepts (or an event older than 18 hours).
     Stale,
     /// A point too far in the future.
@@ -47,126 +52,138 @@ pub(crate) enum Loss {
     SpoolCorrupt,
 }
 
-impl Loss {
+impl DropCause {
     /// Every cause, in declaration order.
-    pub(crate) const ALL: [Loss; 15] = [
-        Loss::Stale,
-        Loss::Future,
-        Loss::NonFinite,
-        Loss::TooLarge,
-        Loss::Rejected,
-        Loss::Unauthorized,
-        Loss::Timeout,
-        Loss::QueueFull,
-        Loss::BufferFull,
-        Loss::Shutdown,
-        Loss::EventLimit,
-        Loss::Sampled,
-        Loss::SpoolFull,
-        Loss::SpoolExpired,
-        Loss::SpoolCorrupt,
+    pub(crate) const ALL: [DropCause; 15] = [
+        DropCause::Stale,
+        DropCause::Future,
+        DropCause::NonFinite,
+        DropCause::TooLarge,
+        DropCause::Rejected,
+        DropCause::Unauthorized,
+        DropCause::Timeout,
+        DropCause::QueueFull,
+        DropCause::BufferFull,
+        DropCause::Shutdown,
+        DropCause::EventLimit,
+        DropCause::Sampled,
+        DropCause::SpoolFull,
+        DropCause::SpoolExpired,
+        DropCause::SpoolCorrupt,
     ];
 
-    /// The pipeline's reason for this cause (`None` when the pipeline has no fitting reason).
-    pub(crate) fn reason(self) -> Option<DropReason> {
+    /// The pipeline's reason for this cause.
+    pub(crate) fn reason(self) -> DropReason {
         match self {
-            Loss::QueueFull => Some(DropReason::SinkQueueFull),
-            Loss::EventLimit => Some(DropReason::RateLimited),
-            Loss::Sampled => Some(DropReason::SinkSampled),
-            Loss::SpoolFull => Some(DropReason::SpoolFull),
-            Loss::SpoolExpired => Some(DropReason::SpoolExpired),
-            Loss::SpoolCorrupt => Some(DropReason::SpoolCorrupt),
-            Loss::Stale
-            | Loss::Future
-            | Loss::NonFinite
-            | Loss::TooLarge
-            | Loss::Rejected
-            | Loss::Unauthorized
-            | Loss::Timeout
-            | Loss::BufferFull
-            | Loss::Shutdown => Some(DropReason::SinkError),
+            DropCause::QueueFull => DropReason::SinkQueueFull,
+            DropCause::EventLimit => DropReason::RateLimited,
+            DropCause::Sampled => DropReason::SinkSampled,
+            DropCause::SpoolFull => DropReason::SpoolFull,
+            DropCause::SpoolExpired => DropReason::SpoolExpired,
+            DropCause::SpoolCorrupt => DropReason::SpoolCorrupt,
+            DropCause::Stale
+            | DropCause::Future
+            | DropCause::NonFinite
+            | DropCause::TooLarge
+            | DropCause::Rejected
+            | DropCause::Unauthorized
+            | DropCause::Timeout
+            | DropCause::BufferFull
+            | DropCause::Shutdown => DropReason::SinkError,
+        }
+    }
+
+    /// The cause of a reason Datadog does not refine (one cause has it), read off
+    /// [`reason`](Self::reason) so that the mapping stays in one place; `None` for a reason
+    /// several causes share (`sink_error`) or none has.
+    pub(crate) fn unrefined(reason: DropReason) -> Option<DropCause> {
+        let mut causes = DropCause::ALL.into_iter().filter(|cause| cause.reason() == reason);
+        match (causes.next(), causes.next()) {
+            (Some(cause), None) => Some(cause),
+            _ => None,
         }
     }
 
     /// A short name for diagnostics.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Loss::Stale => "stale",
-            Loss::Future => "future",
-            Loss::NonFinite => "non_finite",
-            Loss::TooLarge => "too_large",
-            Loss::Rejected => "rejected",
-            Loss::Unauthorized => "unauthorized",
-            Loss::Timeout => "timeout",
-            Loss::QueueFull => "queue_full",
-            Loss::BufferFull => "buffer_full",
-            Loss::Shutdown => "shutdown",
-            Loss::EventLimit => "event_limit",
-            Loss::Sampled => "sampled",
-            Loss::SpoolFull => "spool_full",
-            Loss::SpoolExpired => "spool_expired",
-            Loss::SpoolCorrupt => "spool_corrupt",
+            DropCause::Stale => "stale",
+            DropCause::Future => "future",
+            DropCause::NonFinite => "non_finite",
+            DropCause::TooLarge => "too_large",
+            DropCause::Rejected => "rejected",
+            DropCause::Unauthorized => "unauthorized",
+            DropCause::Timeout => "timeout",
+            DropCause::QueueFull => "queue_full",
+            DropCause::BufferFull => "buffer_full",
+            DropCause::Shutdown => "shutdown",
+            DropCause::EventLimit => "event_limit",
+            DropCause::Sampled => "sampled",
+            DropCause::SpoolFull => "spool_full",
+            DropCause::SpoolExpired => "spool_expired",
+            DropCause::SpoolCorrupt => "spool_corrupt",
         }
     }
 }
 
-type Forward = dyn Fn(DropReason, u64) + Send + Sync;
-type Book = dyn Fn(&[&Carried]) + Send + Sync;
+/// The pipeline's drop counters, counting `n` records lost for a reason.
+type DropCounters = dyn Fn(DropReason, u64) + Send + Sync;
+
+/// The pipeline's per-metric ledger, booking the metric points lost.
+type MetricLedger = dyn Fn(&[&Carried]) + Send + Sync;
 
 struct Inner {
-    counts: [AtomicU64; Loss::ALL.len()],
-    forward: Box<Forward>,
-    book: Box<Book>,
+    counts: [AtomicU64; DropCause::ALL.len()],
+    drop_counters: Box<DropCounters>,
+    metric_ledger: Box<MetricLedger>,
 }
 
-/// Loss counters shared by the encoders, the transport and the spool's bookkeeping.
+/// DropCause counters shared by the encoders, the transport and the spool's bookkeeping.
 #[derive(Clone)]
 pub(crate) struct Losses(Arc<Inner>);
 
 impl Losses {
-    /// Counters that also report each loss to `forward` (the pipeline's drop counters) and
-    /// the metric points lost to `book` (the pipeline's per-metric ledger).
+    /// Counters that also report each loss to `drop_counters` (the pipeline's) and the metric
+    /// points lost to `metric_ledger` (the pipeline's per-metric ledger).
     pub(crate) fn new(
-        forward: impl Fn(DropReason, u64) + Send + Sync + 'static,
-        book: impl Fn(&[&Carried]) + Send + Sync + 'static,
+        drop_counters: impl Fn(DropReason, u64) + Send + Sync + 'static,
+        metric_ledger: impl Fn(&[&Carried]) + Send + Sync + 'static,
     ) -> Self {
         Losses(Arc::new(Inner {
             counts: Default::default(),
-            forward: Box::new(forward),
-            book: Box::new(book),
+            drop_counters: Box::new(drop_counters),
+            metric_ledger: Box::new(metric_ledger),
         }))
     }
 
     /// Counts `n` items lost to `loss`, of which the metric points `carried` go to the ledger.
     pub(crate) fn record_items<'a>(
         &self,
-        loss: Loss,
+        loss: DropCause,
         n: u64,
         carried: impl IntoIterator<Item = &'a Carried>,
     ) {
         self.record(loss, n);
-        if loss != Loss::Sampled {
+        if loss != DropCause::Sampled {
             let carried: Vec<&Carried> = carried.into_iter().collect();
             if !carried.is_empty() {
-                (self.0.book)(&carried);
+                (self.0.metric_ledger)(&carried);
             }
         }
     }
 
     /// Counts `n` losses of one cause.
-    pub(crate) fn record(&self, loss: Loss, n: u64) {
+    pub(crate) fn record(&self, loss: DropCause, n: u64) {
         if n == 0 {
             return;
         }
         self.note(loss, n);
-        if let Some(reason) = loss.reason() {
-            (self.0.forward)(reason, n);
-        }
+        (self.0.drop_counters)(loss.reason(), n);
     }
 
     /// Counts `n` losses that the pipeline booked already (what the lane refused): here only,
     /// so that they are not forwarded, and counted, twice.
-    pub(crate) fn note(&self, loss: Loss, n: u64) {
+    pub(crate) fn note(&self, loss: DropCause, n: u64) {
         if let Some(counter) = self.0.counts.get(loss as usize) {
             let _ = counter
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c.saturating_add(n)));
@@ -174,7 +191,7 @@ impl Losses {
     }
 
     /// How many were lost to `loss` so far.
-    pub(crate) fn get(&self, loss: Loss) -> u64 {
+    pub(crate) fn get(&self, loss: DropCause) -> u64 {
         self.0.counts.get(loss as usize).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
@@ -182,7 +199,7 @@ impl Losses {
 impl fmt::Debug for Losses {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
-        for loss in Loss::ALL {
+        for loss in DropCause::ALL {
             let n = self.get(loss);
             if n > 0 {
                 map.entry(&loss.as_str(), &n);
@@ -194,7 +211,7 @@ impl fmt::Debug for Losses {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! Loss counters whose forwarded drops can be read back.
+    //! DropCause counters whose forwarded drops can be read back.
 
     use std::sync::{Arc, Mutex};
 
@@ -220,13 +237,13 @@ mod tests {
     #[test]
     fn counts_by_cause_and_forwards_pipeline_reasons() {
         let (losses, forwarded) = testing::recording();
-        losses.record(Loss::Stale, 2);
-        losses.record(Loss::QueueFull, 3);
-        losses.record(Loss::EventLimit, 1);
-        losses.record(Loss::Sampled, 90);
-        losses.record(Loss::Rejected, 0);
-        assert_eq!(losses.get(Loss::Stale), 2);
-        assert_eq!(losses.get(Loss::Sampled), 90);
+        losses.record(DropCause::Stale, 2);
+        losses.record(DropCause::QueueFull, 3);
+        losses.record(DropCause::EventLimit, 1);
+        losses.record(DropCause::Sampled, 90);
+        losses.record(DropCause::Rejected, 0);
+        assert_eq!(losses.get(DropCause::Stale), 2);
+        assert_eq!(losses.get(DropCause::Sampled), 90);
         assert_eq!(
             *forwarded.lock().unwrap(),
             vec![
@@ -243,8 +260,17 @@ mod tests {
     }
 
     #[test]
+    fn only_the_reasons_datadog_does_not_refine_map_back() {
+        assert_eq!(DropCause::unrefined(DropReason::SpoolFull), Some(DropCause::SpoolFull));
+        assert_eq!(DropCause::unrefined(DropReason::SpoolExpired), Some(DropCause::SpoolExpired));
+        assert_eq!(DropCause::unrefined(DropReason::SpoolCorrupt), Some(DropCause::SpoolCorrupt));
+        assert_eq!(DropCause::unrefined(DropReason::SinkError), None);
+        assert_eq!(DropCause::unrefined(DropReason::Panic), None);
+    }
+
+    #[test]
     fn all_is_in_declaration_order() {
-        for (i, loss) in Loss::ALL.iter().enumerate() {
+        for (i, loss) in DropCause::ALL.iter().enumerate() {
             assert_eq!(*loss as usize, i);
         }
     }

@@ -49,7 +49,6 @@
 //! status until a request succeeds. The API key never appears in `Debug` output, errors or logs.
 
 mod api_key;
-mod breaker;
 mod buffer;
 mod context;
 pub(crate) mod distribution;
@@ -68,7 +67,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 pub use self::api_key::ApiKeyError;
-use self::losses::{Loss, Losses};
+use self::losses::{DropCause, Losses};
 pub use self::options::{Compression, DatadogOptions, DistributionMode, HistogramAggregate};
 use self::payload::{Items, Kind};
 pub use self::site::EndpointError;
@@ -130,6 +129,7 @@ impl DatadogSink {
                 max_retries: options.max_retries,
                 retry_buffer_bytes: options.retry_buffer_bytes,
                 spool: options.spool.clone(),
+                http: options.http.clone(),
             },
             losses.clone(),
         );
@@ -152,7 +152,7 @@ impl DatadogSink {
         let Some(cx) = self.context.get() else { return };
         let refused = cx.take_refused();
         let errors = if self.options.send_errors { refused.errors } else { 0 };
-        self.losses.note(Loss::QueueFull, refused.metrics.saturating_add(errors));
+        self.losses.note(DropCause::QueueFull, refused.metrics.saturating_add(errors));
     }
 
     fn flush_error(pending: Pending, shutdown: bool) -> ExportError {

@@ -8,6 +8,7 @@ use super::api_key::{ApiKey, ApiKeyError};
 use super::context::HostSetting;
 use super::site::{self, EndpointError};
 use crate::sink::http::spool::SpoolOptions;
+use crate::sink::http::{HttpTransport, SharedTransport};
 
 /// Where distributions (`histogram.`, `distribution.`, `timing.` metrics and span timings) go.
 ///
@@ -141,6 +142,7 @@ impl Compression {
 /// | [`max_retries`](Self::max_retries) | 3 |
 /// | [`retry_buffer_bytes`](Self::retry_buffer_bytes) | 8 MiB |
 /// | [`spool`](Self::spool) | none: payloads are kept in memory only |
+/// | [`transport`](Self::transport) | a ureq agent (TLS with Mozilla's roots and those added) |
 ///
 /// `Debug` never shows the API key.
 ///
@@ -175,6 +177,8 @@ pub struct DatadogOptions {
     pub(crate) max_retries: u32,
     pub(crate) retry_buffer_bytes: usize,
     pub(crate) spool: Option<SpoolOptions>,
+    /// A transport to use instead of the default ureq agent.
+    pub(crate) http: Option<SharedTransport>,
 }
 
 impl fmt::Debug for DatadogOptions {
@@ -192,6 +196,7 @@ impl fmt::Debug for DatadogOptions {
             .field("max_retries", &self.max_retries)
             .field("roots", &self.roots)
             .field("spool", &self.spool)
+            .field("transport", &self.http.as_ref().map_or("ureq", |_| "custom"))
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +227,7 @@ impl DatadogOptions {
             max_retries: 3,
             retry_buffer_bytes: 8 << 20,
             spool: None,
+            http: None,
         })
     }
 
@@ -395,6 +401,36 @@ impl DatadogOptions {
     /// ```
     pub fn spool(mut self, spool: SpoolOptions) -> Self {
         self.spool = Some(spool);
+        self
+    }
+
+    /// Sends through `transport` instead of the default ureq agent: another HTTP client, or no
+    /// network at all in a test or a benchmark. Retries, backoff, `Retry-After`, the circuit
+    /// breaker, the retry buffer and the spool stay the sink's; the transport only moves one
+    /// request and its answer. Clones of these options share the transport. The timeouts and
+    /// root certificates set here configure the default agent only (a request still carries
+    /// its timeout).
+    ///
+    /// ```
+    /// use tracing_tally::sink::datadog::DatadogOptions;
+    /// use tracing_tally::sink::http::{HttpError, HttpRequest, HttpResponse, HttpTransport};
+    ///
+    /// /// Accepts every payload, sending nothing (for a benchmark).
+    /// struct Accept;
+    ///
+    /// impl HttpTransport for Accept {
+    ///     fn send(&mut self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
+    ///         let _ = (request.url, request.body.len());
+    ///         Ok(HttpResponse::new(202))
+    ///     }
+    /// }
+    ///
+    /// let options = DatadogOptions::new("0123456789abcdef0123456789abcdef")?.transport(Accept);
+    /// assert!(format!("{options:?}").contains("custom"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn transport(mut self, transport: impl HttpTransport) -> Self {
+        self.http = Some(SharedTransport::new(transport));
         self
     }
 }

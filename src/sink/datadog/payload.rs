@@ -18,7 +18,7 @@
 use std::io::{Read, Write};
 use std::ops::Range;
 
-use super::losses::{Loss, Losses};
+use super::losses::{DropCause, Losses};
 use super::options::Compression;
 use super::window::{Fit, Window};
 use crate::sink::http::spool::{self, Record};
@@ -173,7 +173,7 @@ impl Items {
     }
 
     /// Counts the `i`th item as lost to `loss`.
-    fn lose(&self, i: usize, loss: Loss, losses: &Losses) {
+    fn lose(&self, i: usize, loss: DropCause, losses: &Losses) {
         let carried = self.entries.get(i).and_then(|e| e.carried.as_ref());
         losses.record_items(loss, 1, carried);
     }
@@ -203,7 +203,7 @@ impl Payload {
     }
 
     /// Counts every item as lost to `loss`.
-    pub(crate) fn lose(&self, loss: Loss, losses: &Losses) {
+    pub(crate) fn lose(&self, loss: DropCause, losses: &Losses) {
         let carried = self.entries.iter().filter_map(|e| e.carried.as_ref());
         losses.record_items(loss, self.items(), carried);
     }
@@ -247,8 +247,8 @@ impl Payload {
                 Fit::Inside => {
                     kept.push(timestamp, items.carried(i), |out| out.extend_from_slice(bytes));
                 }
-                Fit::Stale => items.lose(i, Loss::Stale, losses),
-                Fit::Future => items.lose(i, Loss::Future, losses),
+                Fit::Stale => items.lose(i, DropCause::Stale, losses),
+                Fit::Future => items.lose(i, DropCause::Future, losses),
             }
         }
         (!kept.is_empty()).then(|| pack(self.kind, self.compression, &kept, 0..kept.len()))
@@ -386,7 +386,7 @@ pub(crate) fn chunk(
         let count = i - start;
         if framing + len > limits.max_raw {
             emit(kind, compression, items, start..i, limits, losses, &mut payloads);
-            items.lose(i, Loss::TooLarge, losses);
+            items.lose(i, DropCause::TooLarge, losses);
             start = i + 1;
             raw = framing;
             continue;
@@ -419,7 +419,7 @@ fn emit(
     if payload.body.len() <= limits.max_body {
         out.push(payload);
     } else if range.len() == 1 {
-        items.lose(range.start, Loss::TooLarge, losses);
+        items.lose(range.start, DropCause::TooLarge, losses);
     } else {
         let middle = range.start + range.len() / 2;
         emit(kind, compression, items, range.start..middle, limits, losses, out);
@@ -428,23 +428,21 @@ fn emit(
 }
 
 /// Compresses `raw`; if that fails (it cannot, writing to memory) the body goes uncompressed.
+/// gzip is the HTTP stack's; deflate (zlib) is Datadog's own.
 fn compress(raw: Vec<u8>, compression: Compression) -> (Vec<u8>, Compression) {
-    let level = flate2::Compression::new(6);
-    let capacity = raw.len() / 4;
     let compressed = match compression {
         Compression::None => return (raw, Compression::None),
         Compression::Deflate => {
-            let mut encoder = flate2::write::ZlibEncoder::new(Vec::with_capacity(capacity), level);
-            encoder.write_all(&raw).and_then(|()| encoder.finish())
+            let level = flate2::Compression::new(6);
+            let mut encoder =
+                flate2::write::ZlibEncoder::new(Vec::with_capacity(raw.len() / 4), level);
+            encoder.write_all(&raw).and_then(|()| encoder.finish()).ok()
         }
-        Compression::Gzip => {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(capacity), level);
-            encoder.write_all(&raw).and_then(|()| encoder.finish())
-        }
+        Compression::Gzip => crate::sink::http::gzip(&raw),
     };
     match compressed {
-        Ok(body) => (body, compression),
-        Err(_) => (raw, Compression::None),
+        Some(body) => (body, compression),
+        None => (raw, Compression::None),
     }
 }
 

@@ -10,11 +10,13 @@
 //! | connection failures, timeouts before the request was sent | retried |
 //! | timeouts after it was sent | retried for series (sending a series point twice overwrites it); dropped (`timeout`) for distribution points and events, which would count twice |
 //!
-//! How long to wait before a retry is the transport's `backoff` module.
+//! How long to wait before a retry is the shared HTTP stack's (`sink::http`'s `Backoff`, with
+//! Datadog's policy in the transport).
 
 use std::time::Duration;
 
-use super::losses::Loss;
+use super::losses::DropCause;
+use crate::sink::http::HttpErrorKind;
 
 /// What to do after one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +28,7 @@ pub(crate) enum Verdict {
     /// The API key was refused.
     Unauthorized,
     /// Never retried.
-    Drop(Loss),
+    Drop(DropCause),
     /// Retry, after `after` if the server said.
     Retry { after: Option<Duration> },
 }
@@ -38,31 +40,18 @@ pub(crate) fn classify_status(status: u16, retry_after: Option<Duration>) -> Ver
         413 => Verdict::Split,
         401 | 403 => Verdict::Unauthorized,
         408 | 429 | 500..=599 => Verdict::Retry { after: retry_after },
-        _ => Verdict::Drop(Loss::Rejected),
+        _ => Verdict::Drop(DropCause::Rejected),
     }
 }
 
 /// The verdict for a request that got no answer.
-pub(crate) fn classify_error(error: &ureq::Error, idempotent: bool) -> Verdict {
-    // Whether the intake may have received the whole request.
-    let maybe_received = matches!(
-        error,
-        ureq::Error::Timeout(
-            ureq::Timeout::RecvResponse
-                | ureq::Timeout::RecvBody
-                | ureq::Timeout::Global
-                | ureq::Timeout::PerCall
-        )
-    );
+pub(crate) fn classify_error(error: HttpErrorKind, idempotent: bool) -> Verdict {
     match error {
-        _ if maybe_received && !idempotent => Verdict::Drop(Loss::Timeout),
+        // The intake may have the whole request already: sending it again would count twice
+        // what is not idempotent.
+        HttpErrorKind::NoAnswer if !idempotent => Verdict::Drop(DropCause::Timeout),
         // A request that cannot be built or a redirect will fail the same way every time.
-        ureq::Error::BadUri(_)
-        | ureq::Error::Http(_)
-        | ureq::Error::RedirectFailed
-        | ureq::Error::TooManyRedirects
-        | ureq::Error::InvalidProxyUrl
-        | ureq::Error::RequireHttpsOnly(_) => Verdict::Drop(Loss::Rejected),
+        HttpErrorKind::Invalid => Verdict::Drop(DropCause::Rejected),
         _ => Verdict::Retry { after: None },
     }
 }
@@ -84,26 +73,22 @@ mod tests {
             assert_eq!(classify_status(status, None), Verdict::Retry { after: None }, "{status}");
         }
         for status in [400, 404, 405, 422, 301, 302, 100] {
-            assert_eq!(classify_status(status, None), Verdict::Drop(Loss::Rejected), "{status}");
+            assert_eq!(
+                classify_status(status, None),
+                Verdict::Drop(DropCause::Rejected),
+                "{status}"
+            );
         }
     }
 
     #[test]
     fn errors_are_retried_unless_a_resend_could_double_count() {
-        let refused = ureq::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
-        assert_eq!(classify_error(&refused, false), Verdict::Retry { after: None });
-        let connect = ureq::Error::Timeout(ureq::Timeout::Connect);
-        assert_eq!(classify_error(&connect, false), Verdict::Retry { after: None });
-        let waiting = ureq::Error::Timeout(ureq::Timeout::RecvResponse);
-        assert_eq!(classify_error(&waiting, true), Verdict::Retry { after: None });
-        assert_eq!(classify_error(&waiting, false), Verdict::Drop(Loss::Timeout));
-        assert_eq!(
-            classify_error(&ureq::Error::HostNotFound, true),
-            Verdict::Retry { after: None }
-        );
-        assert_eq!(
-            classify_error(&ureq::Error::BadUri("x".into()), true),
-            Verdict::Drop(Loss::Rejected)
-        );
+        use HttpErrorKind::*;
+        assert_eq!(classify_error(NotSent, false), Verdict::Retry { after: None });
+        assert_eq!(classify_error(NotSent, true), Verdict::Retry { after: None });
+        assert_eq!(classify_error(NoAnswer, true), Verdict::Retry { after: None });
+        assert_eq!(classify_error(NoAnswer, false), Verdict::Drop(DropCause::Timeout));
+        assert_eq!(classify_error(Invalid, true), Verdict::Drop(DropCause::Rejected));
+        assert_eq!(classify_error(Invalid, false), Verdict::Drop(DropCause::Rejected));
     }
 }

@@ -18,10 +18,10 @@ use std::borrow::Cow;
 
 use super::context::{self, Context};
 use super::json::{self, Object};
-use super::losses::{Loss, Losses};
+use super::losses::{DropCause, Losses};
 use super::options::{DatadogOptions, HistogramAggregate};
 use super::payload::Items;
-use super::window::{self, Fit, Window};
+use super::window::{self, Window};
 use crate::batch::{Batch, DistributionValue, MetricRecord, MetricValue};
 use crate::stats::Carried;
 
@@ -56,23 +56,15 @@ pub(crate) fn encode(
         }
         let timestamp = window::unix(record.timestamp());
         let carried = Carried::of(record);
-        match window.fit(timestamp) {
-            Fit::Inside => {}
-            Fit::Stale => {
-                losses.record_items(Loss::Stale, points.len() as u64, [&carried]);
-                continue;
-            }
-            Fit::Future => {
-                losses.record_items(Loss::Future, points.len() as u64, [&carried]);
-                continue;
-            }
+        if !window.admit(timestamp, points.len() as u64, Some(&carried), losses) {
+            continue;
         }
         let context = Context::new(batch.global_tags(), record.tags(), &options.host);
         let interval = record.interval().as_secs().max(1);
         for point in points {
             let carried = point.carries.then(|| carried.clone());
             if !point.value.is_finite() {
-                losses.record_items(Loss::NonFinite, 1, &carried);
+                losses.record_items(DropCause::NonFinite, 1, &carried);
                 continue;
             }
             items.push(timestamp, carried, |out| write(out, &point, timestamp, interval, &context));
@@ -169,16 +161,15 @@ mod tests {
     use super::*;
     use crate::sink::datadog::losses::testing::recording;
     use crate::sink::datadog::options::DistributionMode;
-    use crate::sink::datadog::testing::{batch, counter, distribution, gauge, set, KEY, NOW};
+    use crate::sink::datadog::testing::{
+        batch, counter, distribution, gauge, set, texts, KEY, NOW,
+    };
 
     fn encode_all(batch: &Batch, options: &DatadogOptions) -> (Vec<String>, Losses) {
         let (losses, _) = recording();
         let window = Window::metrics(UNIX_EPOCH + Duration::from_secs(NOW as u64 + 12));
         let items = encode(batch, options, &window, &losses);
-        let lines = (0..items.len())
-            .map(|i| String::from_utf8(items.get(i).unwrap().0.to_vec()).unwrap())
-            .collect();
-        (lines, losses)
+        (texts(&items), losses)
     }
 
     #[test]
@@ -197,7 +188,7 @@ mod tests {
                 r#"{"metric":"users","type":3,"points":[{"timestamp":1700000000,"value":17.0}],"resources":[{"name":"web-1","type":"host"}],"tags":["env:prod","route:/users","service:api"]}"#,
             ]
         );
-        assert_eq!(losses.get(Loss::Stale), 0);
+        assert_eq!(losses.get(DropCause::Stale), 0);
     }
 
     #[test]
@@ -261,8 +252,8 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert!(lines[0].contains(r#""metric":"ok""#));
         // The old distribution would have been five aggregates.
-        assert_eq!(losses.get(Loss::Stale), 1 + 5);
-        assert_eq!(losses.get(Loss::Future), 1);
+        assert_eq!(losses.get(DropCause::Stale), 1 + 5);
+        assert_eq!(losses.get(DropCause::Future), 1);
     }
 
     #[test]
@@ -270,6 +261,6 @@ mod tests {
         let batch = batch(vec![gauge("g", None, &[], f64::NAN), gauge("h", None, &[], 2.0)]);
         let (lines, losses) = encode_all(&batch, &DatadogOptions::new(KEY).unwrap());
         assert_eq!(lines.len(), 1);
-        assert_eq!(losses.get(Loss::NonFinite), 1);
+        assert_eq!(losses.get(DropCause::NonFinite), 1);
     }
 }

@@ -19,12 +19,14 @@
 //! host names of the web UI and of the API) is removed, so pasting `app.datadoghq.eu` works.
 //!
 //! A **URL** overrides the site entirely (a proxy, a test server): `http` or `https`, a host
-//! (a name, an IPv4 address or a bracketed IPv6 address), an optional port and an optional path
-//! prefix; no credentials, query or fragment. A trailing `/` is ignored. Request paths
-//! (`/api/v2/series`, ...) are appended to it.
+//! (a name of letters, digits, `-` and `_`, an IPv4 address or a bracketed IPv6 address), an
+//! optional port (1 to 65535) and an optional path prefix; no credentials, query or fragment.
+//! A trailing `/` is ignored. Request paths (`/api/v2/series`, ...) are appended to it. URLs
+//! are read by the HTTP stack's one parser, as a Sentry DSN is.
 
 use std::fmt;
-use std::net::Ipv6Addr;
+
+use crate::sink::http::url::{self, parse_port, UrlError};
 
 /// The default site (US1).
 pub(crate) const DEFAULT_SITE: &str = "datadoghq.com";
@@ -123,97 +125,45 @@ pub(crate) fn site_url(site: &str) -> Result<String, EndpointError> {
 }
 
 /// The base URL from a full URL override, normalised (lower-case scheme and host, no trailing
-/// `/`).
+/// `/`). The URL is taken apart by the shared parser ([`crate::sink::http::url`]); credentials
+/// are refused before the host or port is read, so that no error echoes them.
 pub(crate) fn base_url(url: &str) -> Result<String, EndpointError> {
-    let url = url.trim_matches(|c: char| c.is_ascii_whitespace());
-    if url.is_empty() {
-        return Err(EndpointError::EmptyUrl);
-    }
-    let (scheme, rest) = url.split_once("://").ok_or(EndpointError::MissingScheme)?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
-        // Only echo something that looks like a scheme.
-        if scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
-            return Err(EndpointError::UnsupportedScheme(scheme));
-        }
-        return Err(EndpointError::MissingScheme);
-    }
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    if authority.contains('@') {
+    let split = url::split(url).map_err(endpoint_error)?;
+    if split.userinfo.is_some() {
         return Err(EndpointError::Credentials);
     }
-    let (host, port) = split_host_port(authority)?;
+    let url = split.parse_host().map_err(endpoint_error)?;
+    let path = url.path;
     if path.chars().any(|c| matches!(c, '?' | '#') || c.is_whitespace() || c.is_control()) {
         return Err(EndpointError::InvalidPath(path.to_owned()));
     }
     let path = path.trim_end_matches('/');
-    Ok(match port {
+    let (scheme, host) = (url.scheme.as_str(), url.host);
+    Ok(match url.port {
         Some(port) => format!("{scheme}://{host}:{port}{path}"),
         None => format!("{scheme}://{host}{path}"),
     })
 }
 
-/// Splits and checks `host[:port]`; the host comes back in lower case.
-fn split_host_port(authority: &str) -> Result<(String, Option<u16>), EndpointError> {
-    if authority.is_empty() {
-        return Err(EndpointError::MissingHost);
+/// The Datadog wording of a URL the shared parser could not take apart.
+fn endpoint_error(error: UrlError) -> EndpointError {
+    match error {
+        UrlError::Empty => EndpointError::EmptyUrl,
+        UrlError::MissingScheme => EndpointError::MissingScheme,
+        UrlError::UnsupportedScheme(scheme) => EndpointError::UnsupportedScheme(scheme),
+        UrlError::MissingHost => EndpointError::MissingHost,
+        UrlError::InvalidHost(host) => EndpointError::InvalidHost(host),
+        UrlError::InvalidPort(port) => EndpointError::InvalidPort(port),
     }
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (inside, after) =
-            rest.split_once(']').ok_or_else(|| EndpointError::InvalidHost(authority.to_owned()))?;
-        if inside.parse::<Ipv6Addr>().is_err() {
-            return Err(EndpointError::InvalidHost(format!("[{inside}]")));
-        }
-        let port = match after {
-            "" => None,
-            after => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| EndpointError::InvalidHost(authority.to_owned()))?,
-            ),
-        };
-        (format!("[{}]", inside.to_ascii_lowercase()), port)
-    } else {
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        };
-        if host.is_empty() {
-            return Err(EndpointError::MissingHost);
-        }
-        // A registered name (or an IPv4 address, which has the same characters).
-        let valid = host.split('.').all(|label| is_label(label) || label.is_empty())
-            && !host.starts_with('.')
-            && !host.contains("..");
-        if !valid {
-            return Err(EndpointError::InvalidHost(host.to_owned()));
-        }
-        (host.to_ascii_lowercase(), port)
-    };
-    let port = match port {
-        None => None,
-        Some(port) => {
-            Some(parse_port(port).ok_or_else(|| EndpointError::InvalidPort(port.to_owned()))?)
-        }
-    };
-    Ok((host, port))
 }
 
-/// A DNS label: 1 to 63 letters, digits or `-`, not starting or ending with `-`.
+/// A DNS label: 1 to 63 letters, digits or `-`, not starting or ending with `-` (a site names
+/// a Datadog region, so it is held to DNS rules, stricter than the hosts URLs may name).
 fn is_label(label: &str) -> bool {
     (1..=63).contains(&label.len())
         && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !label.starts_with('-')
         && !label.ends_with('-')
-}
-
-/// A port in `1..=65535`, written in ASCII digits only.
-fn parse_port(port: &str) -> Option<u16> {
-    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    port.parse::<u16>().ok().filter(|&p| p != 0)
 }
 
 #[cfg(test)]
@@ -275,6 +225,8 @@ mod tests {
         );
         assert_eq!(base_url("http://[::1]:9000/").unwrap(), "http://[::1]:9000");
         assert_eq!(base_url("https://localhost").unwrap(), "https://localhost");
+        // Names with `_` (container service names) are hosts as the shared parser reads them.
+        assert_eq!(base_url("http://dd_agent:8126").unwrap(), "http://dd_agent:8126");
     }
 
     #[test]
@@ -285,13 +237,20 @@ mod tests {
         assert_eq!(base_url("https://user:secret@host"), Err(EndpointError::Credentials));
         assert_eq!(base_url("https://"), Err(EndpointError::MissingHost));
         assert_eq!(base_url("https://:80"), Err(EndpointError::MissingHost));
-        assert_eq!(base_url("https://ho_st"), Err(EndpointError::InvalidHost("ho_st".into())));
+        assert_eq!(base_url("https://ho st"), Err(EndpointError::InvalidHost("ho st".into())));
+        assert_eq!(base_url("https://a..b"), Err(EndpointError::InvalidHost("a..b".into())));
         assert_eq!(base_url("https://[::g]"), Err(EndpointError::InvalidHost("[::g]".into())));
         assert_eq!(base_url("https://host:0"), Err(EndpointError::InvalidPort("0".into())));
         assert_eq!(base_url("https://host:x1"), Err(EndpointError::InvalidPort("x1".into())));
+        // A host never holds `:`: the rest is a malformed port (it was an invalid host `host:1`).
+        assert_eq!(base_url("https://host:1:2"), Err(EndpointError::InvalidPort("1:2".into())));
         assert_eq!(base_url("https://host/a?b"), Err(EndpointError::InvalidPath("/a?b".into())));
         assert_eq!(base_url("https://host/a b"), Err(EndpointError::InvalidPath("/a b".into())));
-        let message = base_url("https://user:secret@host").unwrap_err().to_string();
-        assert!(!message.contains("secret"), "{message}");
+        // Credentials are refused before the host or port is read: no error echoes them.
+        for url in ["https://user:secret@host", "https://key:secret@ho st", "https://secret@:x"] {
+            assert_eq!(base_url(url), Err(EndpointError::Credentials), "{url}");
+            let message = base_url(url).unwrap_err().to_string();
+            assert!(!message.contains("secret"), "{message}");
+        }
     }
 }

@@ -20,6 +20,11 @@ use crate::batch::{
     SetValue, Tag,
 };
 
+/// The encoded items, as text, in order.
+pub(crate) fn texts(items: &super::payload::Items) -> Vec<String> {
+    (0..items.len()).map(|i| String::from_utf8(items.get(i).unwrap().0.to_vec()).unwrap()).collect()
+}
+
 /// The context of a sink named `datadog` in a pipeline with the default settings.
 pub(crate) fn context() -> crate::sink::SinkContext {
     let config = crate::Tally::builder().validate().unwrap();

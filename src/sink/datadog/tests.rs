@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::losses::testing::recording;
-use super::losses::Loss;
+use super::losses::DropCause;
 use super::testing::{
     batch, batch_with_errors, context, counter, distribution, error_event, fresh, gauge, set,
     Reply, Request, Server, KEY,
@@ -135,7 +135,7 @@ fn an_export_on_a_stuck_intake_keeps_the_deadline_of_a_flush_waiting_on_the_lane
     let error = sink.shutdown(deadline).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(error.kind(), ExportErrorKind::Timeout);
-    assert_eq!(losses.get(Loss::Shutdown), 3);
+    assert_eq!(losses.get(DropCause::Shutdown), 3);
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn what_the_lane_refused_is_noted_as_queue_full_but_not_booked_again() {
         ..Refused::default()
     });
     sink.export(&batch(Vec::new())).unwrap();
-    assert_eq!(losses.get(Loss::QueueFull), 9);
+    assert_eq!(losses.get(DropCause::QueueFull), 9);
     assert!(forwarded.lock().unwrap().is_empty());
     assert!(cx.take_refused().is_empty(), "taken once");
 }
@@ -170,7 +170,7 @@ fn losses_are_booked_through_the_context_once_started() {
     sink.flush(soon()).unwrap();
     let stats = cx.stats();
     assert_eq!(stats.dropped(DropReason::SinkError), 1);
-    assert_eq!(sink.losses.get(Loss::Rejected), 1);
+    assert_eq!(sink.losses.get(DropCause::Rejected), 1);
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn flush_and_shutdown_report_what_could_not_be_delivered() {
     assert!(error.to_string().contains("kept for a retry"), "{error}");
     let error = sink.shutdown(soon()).unwrap_err();
     assert!(error.to_string().contains("dropped"), "{error}");
-    assert_eq!(sink.losses.get(Loss::Shutdown), 1);
+    assert_eq!(sink.losses.get(DropCause::Shutdown), 1);
 }
 
 #[test]
@@ -245,4 +245,51 @@ fn parked_payloads_are_retried_at_the_next_export() {
     assert_eq!(requests[1].answered, 202);
     assert_eq!(series(&requests[1..], "/api/v2/series")[0]["metric"], "first");
     sink.flush(soon()).unwrap();
+}
+
+#[test]
+fn a_transport_set_in_options_sends_for_the_sink_without_a_network() {
+    use crate::sink::http::{HttpError, HttpRequest, HttpResponse, HttpTransport};
+    use std::sync::{Arc, Mutex};
+
+    /// Each request's URL and decoded body.
+    type Sent = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+    /// Answers 503 (retry at once), then 202; records what it was asked to send.
+    #[derive(Clone, Default)]
+    struct Scripted(Sent);
+    impl HttpTransport for Scripted {
+        fn send(&mut self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
+            let encoding = request.headers.iter().find(|(n, _)| *n == "Content-Encoding");
+            let compression = match encoding.map(|(_, v)| *v) {
+                Some("deflate") => Compression::Deflate,
+                Some("gzip") => Compression::Gzip,
+                _ => Compression::None,
+            };
+            let body = payload::decompress(request.body, compression).unwrap();
+            let mut sent = self.0.lock().unwrap();
+            sent.push((request.url.to_owned(), body));
+            Ok(match sent.len() {
+                1 => HttpResponse::new(503).with_header("Retry-After", "0"),
+                _ => HttpResponse::new(202),
+            })
+        }
+    }
+
+    let transport = Scripted::default();
+    let options = DatadogOptions::new(KEY).unwrap().transport(transport.clone());
+    let (losses, _) = recording();
+    let mut sink = DatadogSink::with_losses(options, losses.clone());
+    sink.export(&batch(vec![fresh(counter("orders", None, &[], 3.0))])).unwrap();
+    sink.flush(soon()).unwrap();
+    let sent = transport.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "the 503 is retried");
+    for (url, body) in &sent {
+        assert_eq!(url, "https://api.datadoghq.com/api/v2/series");
+        let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(body["series"][0]["metric"], "orders");
+        assert_eq!(body["series"][0]["points"][0]["value"], 3.0);
+    }
+    assert_eq!(sent[0].1, sent[1].1, "the retry sends the same payload");
+    assert_eq!(format!("{losses:?}"), "{}");
 }

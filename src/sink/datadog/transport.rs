@@ -6,14 +6,17 @@
 //!   describes. Retries wait with backoff ([`SinkContext::pause`]), but never past a pending
 //!   flush's deadline ([`SinkContext::deadline`], or the deadline of the flush being run): a
 //!   flush or shutdown asked for cuts the wait short, and requests are given at most the time
-//!   left, never less than [`http::MIN_REQUEST`] (less is not worth starting).
+//!   left, never less than
+//!   [`MIN_REQUEST`](crate::sink::http::MIN_REQUEST) (less is not worth starting). Requests go
+//!   through the sink's [`HttpTransport`] (a ureq agent unless `DatadogOptions::transport`
+//!   gave another).
 //! * A payload that still fails after its retries (or whose wait would pass the deadline, or
 //!   that comes while sending is paused) goes to the [retry buffer](super::buffer). Once one
 //!   payload was parked, the following ones wait in the buffer too instead of each spending its
 //!   own retries on an intake that is down; the buffer is tried again, oldest first, by
 //!   [`Transport::retry`] (the sink calls it before each export's payloads) and at every flush,
 //!   stopping at the first payload that still cannot go.
-//! * Sending pauses while the [circuit breaker](super::breaker) is open, and for a
+//! * Sending pauses while the [circuit breaker](crate::sink::http::Breaker) is open, and for a
 //!   `Retry-After` longer than the longest backoff (10 s; at most 5 minutes).
 //! * Before every attempt, items that aged out of the intake's window are dropped (`stale`).
 //! * [`Transport::flush`] tries the spool and the buffer until its deadline and reports the
@@ -31,30 +34,35 @@
 //!   its payload was accepted or finally refused; a payload read back that lost stale items or
 //!   was split leaves the spool for the retry buffer, so that nothing is counted twice.
 //!
-//! The parts: [`http`] and [`backoff`] are what any HTTP backend needs (the agent, one request
-//! and its answer, the time a request or a wait may take; backoff, jitter and `Retry-After`);
-//! `deliver` holds Datadog's rules for one payload
-//! (verdicts, 413 splits, stale items, the breaker, diagnostics); `backlog` the retry buffer
-//! and the spool.
+//! The parts: `clock` keeps the deadlines of requests and waits on the lane; `deliver` holds
+//! Datadog's rules for one payload (verdicts, 413 splits, stale items, the breaker,
+//! diagnostics); `backlog` the retry buffer and the spool. Backoff, `Retry-After`, the breaker
+//! and the transport itself are the shared HTTP stack's ([`crate::sink::http`]).
 
 mod backlog;
-mod backoff;
+mod clock;
 mod deliver;
-mod http;
 
 use std::time::{Duration, Instant};
 
 use super::api_key::ApiKey;
-use super::breaker::Breaker;
 use super::buffer::RetryBuffer;
 use super::losses::Losses;
 use super::payload::Payload;
 use crate::sink::http::spool::{self, Spool, SpoolOptions};
 use crate::sink::http::tls::ExtraRoots;
+use crate::sink::http::{Backoff, Breaker, HttpTransport, Jitter, SharedTransport, UreqTransport};
 use crate::sink::SinkContext;
 
-use self::backoff::Jitter;
-use self::http::Clock;
+use self::clock::Clock;
+
+/// Datadog's backoff: 0.5 s, 1 s, 2 s, 4 s, ... (at most 10 s), each between half and all of
+/// that ("equal jitter").
+const BACKOFF: Backoff =
+    Backoff { first: Duration::from_millis(500), max: Duration::from_secs(10), spread: 0.5 };
+
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// How the transport talks to Datadog.
 #[derive(Debug, Clone)]
@@ -67,6 +75,8 @@ pub(crate) struct TransportOptions {
     pub(crate) max_retries: u32,
     pub(crate) retry_buffer_bytes: usize,
     pub(crate) spool: Option<SpoolOptions>,
+    /// A transport to use instead of the default ureq agent.
+    pub(crate) http: Option<SharedTransport>,
 }
 
 /// What a flush could not deliver.
@@ -81,7 +91,7 @@ pub(crate) struct Pending {
 
 /// The sender's state, owned by the sink.
 pub(crate) struct Transport {
-    agent: ureq::Agent,
+    http: Box<dyn HttpTransport>,
     options: TransportOptions,
     clock: Clock,
     buffer: RetryBuffer,
@@ -110,9 +120,12 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     /// A sender with nothing sent yet. It works without [`start`](Self::start) too, without
     /// a spool, diagnostics, or any deadline but its flushes' own.
-    pub(crate) fn new(options: TransportOptions, losses: Losses) -> Transport {
+    pub(crate) fn new(mut options: TransportOptions, losses: Losses) -> Transport {
         Transport {
-            agent: http::agent(options.connect_timeout, options.timeout, &options.roots),
+            http: match options.http.take() {
+                Some(http) => Box::new(http),
+                None => Box::new(UreqTransport::new(&options.roots, options.connect_timeout)),
+            },
             clock: Clock::new(options.timeout),
             buffer: RetryBuffer::new(options.retry_buffer_bytes),
             options,
@@ -130,8 +143,8 @@ impl Transport {
     /// configured; on the lane thread, since that reads the disk.
     pub(crate) fn start(&mut self, cx: SinkContext) {
         if let (Some(options), None) = (&self.options.spool, &self.spool) {
-            let book = backlog::book(self.losses.clone());
-            self.spool = Some(Spool::open(options, spool::Owner::Datadog, book, cx.debug()));
+            let ledger = self.losses.clone();
+            self.spool = Some(Spool::open(options, spool::Owner::Datadog, ledger, cx.debug()));
         }
         self.clock.start(cx);
     }

@@ -6,6 +6,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::losses::{DropCause, Losses};
+use crate::stats::Carried;
+
 /// Oldest metric point kept, in seconds before now.
 pub(crate) const METRIC_MAX_AGE: i64 = 55 * 60;
 /// Oldest event kept, in seconds before now.
@@ -61,6 +64,24 @@ impl Window {
         } else {
             Fit::Inside
         }
+    }
+
+    /// Whether something stamped `timestamp` (Unix seconds) fits; if not, books its `items`
+    /// items (and the metric point `carried`, if any) as `stale` or `future`.
+    pub(crate) fn admit(
+        &self,
+        timestamp: i64,
+        items: u64,
+        carried: Option<&Carried>,
+        losses: &Losses,
+    ) -> bool {
+        let cause = match self.fit(timestamp) {
+            Fit::Inside => return true,
+            Fit::Stale => DropCause::Stale,
+            Fit::Future => DropCause::Future,
+        };
+        losses.record_items(cause, items, carried);
+        false
     }
 }
 

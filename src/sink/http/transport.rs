@@ -3,10 +3,14 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The least time left before a deadline worth starting a request in: a shorter request would
+/// end in a timeout, and one that reached the server would be counted as failed.
+pub(crate) const MIN_REQUEST: Duration = Duration::from_millis(50);
+
 /// Sends HTTP requests for a sink: the default is a [ureq](https://docs.rs/ureq) agent with
 /// Mozilla's root certificates (and those added with `add_root_certificates`). Plug your own
 /// to use another HTTP client, a proxy with custom authentication, or no network at all in a
-/// test or a benchmark (`SentryOptions::transport`).
+/// test or a benchmark (`SentryOptions::transport`, `DatadogOptions::transport`).
 ///
 /// Everything else of the stack (rate limits, retries with backoff within the flush deadline,
 /// `Retry-After`, gzip, the spool, loss accounting) stays the sink's: a transport only moves
@@ -17,9 +21,9 @@ use std::time::Duration;
 /// use tracing_tally::sink::http::{HttpError, HttpRequest, HttpResponse, HttpTransport};
 ///
 /// /// Answers every request with 200, sending nothing (for a benchmark).
-/// struct Discard;
+/// struct NoNetwork;
 ///
-/// impl HttpTransport for Discard {
+/// impl HttpTransport for NoNetwork {
 ///     fn send(&mut self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
 ///         let _ = (request.url, request.body.len());
 ///         Ok(HttpResponse::new(200))
@@ -27,7 +31,7 @@ use std::time::Duration;
 /// }
 ///
 /// let options = tracing_tally::sink::sentry::SentryOptions::new("https://key@o1.ingest.sentry.io/1")?
-///     .transport(Discard);
+///     .transport(NoNetwork);
 /// # drop(options);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::client_report::{ClientReports, DiscardReason};
 use super::ratelimit::Category;
 use super::spooled;
-use crate::sink::http::spool::{self, Discard};
+use crate::sink::http::spool::{Record, SpoolLedger};
 use crate::sink::SinkContext;
 use crate::stats::{Carried, DropReason};
 
@@ -76,15 +76,12 @@ impl Accounts {
     /// Books `item` as lost: reported to Sentry for `reason` when there is one (Relay counts
     /// what it refused with a 429 itself), counted in the pipeline's statistics either way.
     pub(crate) fn lose(&self, item: &Item, reason: Option<DiscardReason>) {
-        let dropped = match reason {
-            Some(DiscardReason::QueueOverflow) => DropReason::SinkQueueFull,
-            _ => DropReason::SinkError,
-        };
+        let (reason, dropped) = reasons(reason, None);
         self.book(item, reason, dropped);
     }
 
     /// Books `item` as lost: reported to Sentry for `reason`, counted as `dropped`.
-    pub(crate) fn book(&self, item: &Item, reason: Option<DiscardReason>, dropped: DropReason) {
+    fn book(&self, item: &Item, reason: Option<DiscardReason>, dropped: DropReason) {
         if let Some(reason) = reason {
             self.reports.record(reason, item.category, item.quantity);
             if let Some((category, quantity)) = item.also {
@@ -104,29 +101,45 @@ impl Accounts {
             self.lose(item, reason);
         }
     }
+}
 
-    /// Books what the spool deletes unsent.
-    pub(crate) fn spool_book(self) -> spool::Book {
-        Box::new(move |discard, record| {
-            let dropped = match discard {
-                Discard::Full => DropReason::SpoolFull,
-                Discard::Expired => DropReason::SpoolExpired,
-                Discard::Corrupt => DropReason::SpoolCorrupt,
-            };
-            let outgoing =
-                record.filter(|_| discard != Discard::Corrupt).and_then(spooled::from_record);
-            match outgoing {
-                Some(outgoing) => {
-                    for item in &outgoing.items {
-                        self.book(item, Some(DiscardReason::CacheOverflow), dropped);
-                    }
-                }
-                None => {
-                    if let Some(cx) = &self.pipeline {
-                        cx.lose(DropReason::SpoolCorrupt, 1);
-                    }
+impl SpoolLedger for Accounts {
+    /// Books what the spool deletes unsent: each item of an envelope that could be read back,
+    /// or the file.
+    fn discarded(&self, reason: DropReason, record: Option<&Record>) {
+        let (report, dropped) = reasons(None, Some(reason));
+        let outgoing =
+            record.filter(|_| dropped != DropReason::SpoolCorrupt).and_then(spooled::from_record);
+        match outgoing {
+            Some(outgoing) => {
+                for item in &outgoing.items {
+                    self.book(item, report, dropped);
                 }
             }
-        })
+            None => {
+                if let Some(cx) = &self.pipeline {
+                    cx.lose(DropReason::SpoolCorrupt, 1);
+                }
+            }
+        }
+    }
+}
+
+/// The one place the two vocabularies meet: for what the sink gives up, Sentry's client-report
+/// reason (`None`: not reported, Relay counted it) and the pipeline's [`DropReason`].
+///
+/// | given up | client report | pipeline |
+/// |---|---|---|
+/// | deleted by the spool (`spool` is its reason) | `cache_overflow`, as Sentry's SDKs report their offline cache | `spool_full`, `spool_expired`, `spool_corrupt` |
+/// | refused by the lane (`queue_overflow`) | `queue_overflow` | `sink_queue_full` |
+/// | anything else, for `reason` | `reason` | `sink_error` |
+fn reasons(
+    reason: Option<DiscardReason>,
+    spool: Option<DropReason>,
+) -> (Option<DiscardReason>, DropReason) {
+    match (reason, spool) {
+        (_, Some(spool)) => (Some(DiscardReason::CacheOverflow), spool),
+        (Some(DiscardReason::QueueOverflow), None) => (reason, DropReason::SinkQueueFull),
+        (reason, None) => (reason, DropReason::SinkError),
     }
 }

@@ -27,7 +27,7 @@
 //!   falls back to 60 s). The obsolete RFC 850 and asctime date forms are not supported.
 //! - `internal` (client reports) is only ever blocked by the "all" deadline (spec §4.2).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Upper bound of any single rate limit: one day.
 const MAX_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -244,80 +244,12 @@ fn parse_seconds(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(seconds))
 }
 
-/// Parses `Retry-After`: delay seconds, or an IMF-fixdate resolved against `wall_now` (a date in
-/// the past means no delay).
+/// Parses `Retry-After` (the shared HTTP stack's parser), rounded up to whole seconds as
+/// `X-Sentry-Rate-Limits` is.
 fn parse_retry_after(value: &str, wall_now: SystemTime) -> Option<Duration> {
-    if let Some(delay) = parse_seconds(value) {
-        return Some(delay);
-    }
-    let at = UNIX_EPOCH.checked_add(Duration::from_secs(parse_imf_fixdate(value.trim())?))?;
-    Some(at.duration_since(wall_now).unwrap_or(Duration::ZERO))
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7) into Unix seconds.
-///
-/// The day name must be valid but is not checked against the date. Dates before 1970 are
-/// rejected.
-fn parse_imf_fixdate(s: &str) -> Option<u64> {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let b = s.as_bytes();
-    if b.len() != 29 || !s.is_ascii() {
-        return None;
-    }
-    let text = |range: std::ops::Range<usize>| s.get(range);
-    let number = |range: std::ops::Range<usize>| -> Option<u64> {
-        let t = s.get(range)?;
-        if t.bytes().all(|c| c.is_ascii_digit()) {
-            t.parse().ok()
-        } else {
-            None
-        }
-    };
-    let separators =
-        [(3, b','), (4, b' '), (7, b' '), (11, b' '), (16, b' '), (19, b':'), (22, b':')];
-    if separators.iter().any(|&(i, c)| b.get(i) != Some(&c)) || text(25..29)? != " GMT" {
-        return None;
-    }
-    if !DAYS.contains(&text(0..3)?) {
-        return None;
-    }
-    let day = number(5..7)?;
-    let month = MONTHS.iter().position(|&m| Some(m) == text(8..11))? as u64 + 1;
-    let year = number(12..16)?;
-    let (hour, minute, second) = (number(17..19)?, number(20..22)?, number(23..25)?);
-    if year < 1970 || day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-/// Number of days in `month` (1-12) of `year` (Gregorian).
-fn days_in_month(year: u64, month: u64) -> u64 {
-    match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a valid Gregorian date with `year >= 1970` (H. Hinnant's algorithm).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let wait = crate::sink::http::parse_retry_after(value, wall_now)?;
+    let round_up = u64::from(wait.subsec_nanos() > 0);
+    Some(Duration::from_secs(wait.as_secs().saturating_add(round_up)))
 }
 
 #[cfg(test)]

@@ -37,12 +37,18 @@ use super::time::rfc3339;
 use crate::sink::http::spool::{self, Spool, SpoolOptions, Ticket};
 use crate::sink::http::tls::ExtraRoots;
 use crate::sink::http::{
-    self, HttpErrorKind, HttpRequest, HttpTransport, SharedTransport, UreqTransport,
+    self, Backoff, HttpErrorKind, HttpRequest, HttpTransport, Jitter, SharedTransport,
+    UreqTransport, MIN_REQUEST,
 };
 use crate::sink::SinkContext;
 
-/// The least time left before a deadline worth starting a request in.
-const MIN_REQUEST: Duration = Duration::from_millis(50);
+/// Sentry's backoff: 200 ms, 400 ms, 800 ms, ... (at most 5 s), each plus up to half of it as
+/// jitter; that is, a nominal wait of 1.5 times those whose last third is random.
+const BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(300),
+    max: Duration::from_millis(7500),
+    spread: 1.0 / 3.0,
+};
 
 /// How the transport talks to Sentry.
 pub(crate) struct TransportOptions {
@@ -86,7 +92,7 @@ pub(crate) struct Transport {
     accounts: Accounts,
     /// The sink's context, once started: the pending flush's deadline and the pause.
     cx: Option<SinkContext>,
-    jitter: super::time::Ids,
+    jitter: Jitter,
     /// Envelopes kept on disk.
     spool: Option<Spool>,
 }
@@ -111,7 +117,7 @@ impl Transport {
             accounts: Accounts::new(reports.clone(), None),
             reports,
             cx: None,
-            jitter: super::time::Ids::new(),
+            jitter: Jitter::new(),
             spool: None,
         }
     }
@@ -121,8 +127,8 @@ impl Transport {
     pub(crate) fn start(&mut self, cx: SinkContext) {
         self.accounts = Accounts::new(self.reports.clone(), Some(cx.clone()));
         if let Some(options) = self.options.spool.clone() {
-            let book = self.accounts.clone().spool_book();
-            self.spool = Some(Spool::open(&options, spool::Owner::Sentry, book, cx.debug()));
+            let ledger = self.accounts.clone();
+            self.spool = Some(Spool::open(&options, spool::Owner::Sentry, ledger, cx.debug()));
         }
         self.cx = Some(cx);
         self.drain_spool();
@@ -226,22 +232,15 @@ impl Transport {
                 }
                 Err(Failure::Retryable(reason)) => {
                     attempt += 1;
-                    let backoff = self.backoff(attempt);
-                    if attempt > self.options.max_retries || !self.wait(backoff) {
+                    let backoff = BACKOFF.wait(attempt, self.jitter.next());
+                    if attempt > self.options.max_retries
+                        || !http::wait_for_retry(self.cx.as_ref(), backoff, || self.deadline())
+                    {
                         return Sent::Failed(outgoing, reason);
                     }
                 }
             }
         }
-    }
-
-    /// 100 ms, 200 ms, 400 ms... (at most 5 s), each plus up to 50% jitter.
-    fn backoff(&mut self, attempt: u32) -> Duration {
-        let base = Duration::from_millis(100)
-            .saturating_mul(1 << attempt.min(6))
-            .min(Duration::from_secs(5));
-        let jitter = (self.jitter.next_u64() % 1000) as f64 / 2000.0;
-        base.mul_f64(1.0 + jitter)
     }
 
     fn report_backpressure(&self) {
@@ -275,28 +274,6 @@ impl Transport {
             let needed = backoff.saturating_add(MIN_REQUEST);
             Instant::now().checked_add(needed).is_some_and(|end| end <= deadline)
         })
-    }
-
-    /// Waits `backoff` before a retry: `false` when a pending flush's deadline does not leave
-    /// time for the wait and a request after it (checked again when a flush cuts the wait short).
-    fn wait(&self, backoff: Duration) -> bool {
-        let until = Instant::now() + backoff;
-        loop {
-            if !self.fits_deadline(until.saturating_duration_since(Instant::now())) {
-                return false;
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            let waited = match &self.cx {
-                Some(cx) => cx.pause(left),
-                None => {
-                    std::thread::sleep(left);
-                    true
-                }
-            };
-            if waited {
-                return true;
-            }
-        }
     }
 
     fn body(&self, outgoing: &Outgoing, report: Option<&[u8]>) -> Vec<u8> {

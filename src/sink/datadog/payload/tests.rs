@@ -96,7 +96,7 @@ fn chunks_split_what_compresses_over_the_limit() {
     assert!(payloads.len() > 2, "{}", payloads.len());
     assert!(payloads.iter().all(|p| p.body.len() <= 4000));
     assert_eq!(payloads.iter().map(Payload::items).sum::<u64>(), 64);
-    assert_eq!(losses.get(Loss::TooLarge), 0);
+    assert_eq!(losses.get(DropCause::TooLarge), 0);
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn oversized_single_items_are_dropped_and_counted() {
     let payloads = chunk(Kind::Series, Compression::None, &items, &limits, &losses);
     let all: Vec<String> = payloads.iter().flat_map(raw_items).collect();
     assert_eq!(all, ["00000000", "00000001", "00000002", "last-one"]);
-    assert_eq!(losses.get(Loss::TooLarge), 1);
+    assert_eq!(losses.get(DropCause::TooLarge), 1);
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn retain_drops_items_outside_the_window() {
     let window = Window::metrics(UNIX_EPOCH + Duration::from_secs(NOW as u64));
     let kept = payload.clone().retain(&window, &losses).unwrap();
     assert_eq!(raw_items(&kept), ["0", "2"]);
-    assert_eq!((losses.get(Loss::Stale), losses.get(Loss::Future)), (1, 1));
+    assert_eq!((losses.get(DropCause::Stale), losses.get(DropCause::Future)), (1, 1));
     // Everything inside: the very same payload comes back.
     let fresh = kept.clone().retain(&window, &losses).unwrap();
     assert_eq!(fresh, kept);

@@ -4,10 +4,11 @@
 use std::time::Instant;
 
 use super::super::buffer::Evicted;
-use super::super::losses::{Loss, Losses};
+use super::super::losses::{DropCause, Losses};
 use super::super::payload::Payload;
 use super::Transport;
-use crate::sink::http::spool::{self, Discard, Spool};
+use crate::sink::http::spool::{Record, Spool, SpoolLedger};
+use crate::stats::DropReason;
 
 impl Transport {
     /// A new payload: send it, or queue it behind the parked ones.
@@ -98,7 +99,7 @@ impl Transport {
 
     /// Writes `payload` to the spool; without one, or when it cannot be written, counts it as
     /// lost to `loss`. Whether it was spooled.
-    fn spill(&mut self, payload: Payload, loss: Loss) -> bool {
+    fn spill(&mut self, payload: Payload, loss: DropCause) -> bool {
         if let Some(spool) = &mut self.spool {
             if spool.write(&payload.to_record()).is_ok() {
                 return true;
@@ -113,7 +114,7 @@ impl Transport {
     pub(super) fn spill_all(&mut self) -> usize {
         let mut lost = 0;
         while let Some(payload) = self.buffer.pop_front() {
-            lost += usize::from(!self.spill(payload, Loss::Shutdown));
+            lost += usize::from(!self.spill(payload, DropCause::Shutdown));
         }
         lost
     }
@@ -121,24 +122,21 @@ impl Transport {
     /// Spools (or counts as `buffer_full`) what the retry buffer evicted.
     fn overflow(&mut self, evicted: Evicted) {
         for payload in evicted {
-            self.spill(payload, Loss::BufferFull);
+            self.spill(payload, DropCause::BufferFull);
         }
     }
 }
 
-/// Books what the spool deletes unsent.
-pub(super) fn book(losses: Losses) -> spool::Book {
-    Box::new(move |discard, record| {
-        let loss = match discard {
-            Discard::Full => Loss::SpoolFull,
-            Discard::Expired => Loss::SpoolExpired,
-            Discard::Corrupt => Loss::SpoolCorrupt,
-        };
+impl SpoolLedger for Losses {
+    /// Books what the spool deletes unsent: the items and metric points of a payload that
+    /// could be read back, or the file.
+    fn discarded(&self, reason: DropReason, record: Option<&Record>) {
+        let cause = DropCause::unrefined(reason).unwrap_or(DropCause::SpoolCorrupt);
         match record {
-            Some(record) if discard != Discard::Corrupt => {
-                losses.record_items(loss, record.items, &record.points);
+            Some(record) if cause != DropCause::SpoolCorrupt => {
+                self.record_items(cause, record.items, &record.points);
             }
-            _ => losses.record(Loss::SpoolCorrupt, 1),
+            _ => self.record(DropCause::SpoolCorrupt, 1),
         }
-    })
+    }
 }

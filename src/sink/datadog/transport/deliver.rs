@@ -2,14 +2,13 @@
 //! 413 splits, items that aged out of the intake's window, the circuit breaker, and what is
 //! logged about refusals.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::super::losses::Loss;
+use super::super::losses::DropCause;
 use super::super::payload::{Kind, Payload};
 use super::super::retry::{self, Verdict};
-use super::backoff;
-use super::http;
-use super::Transport;
+use super::{Transport, BACKOFF, MAX_RETRY_AFTER};
+use crate::sink::http::{parse_retry_after, HttpRequest};
 
 /// What became of one payload.
 enum Outcome {
@@ -75,13 +74,13 @@ impl Transport {
                                 "a single {} is too large (413), dropped",
                                 single.kind.name()
                             ));
-                            single.lose(Loss::TooLarge, &self.losses);
+                            single.lose(DropCause::TooLarge, &self.losses);
                             Outcome::Done
                         }
                     };
                 }
                 Verdict::Unauthorized => {
-                    payload.lose(Loss::Unauthorized, &self.losses);
+                    payload.lose(DropCause::Unauthorized, &self.losses);
                     if let Some(pause) = self.breaker.refused(Instant::now()) {
                         self.log(format_args!(
                             "the API key was refused repeatedly: sending paused for {}s",
@@ -99,9 +98,8 @@ impl Transport {
                     if attempt > self.options.max_retries {
                         return Outcome::Park(payload);
                     }
-                    let wait =
-                        after.unwrap_or_else(|| backoff::backoff(attempt, self.jitter.next()));
-                    if wait > backoff::MAX_BACKOFF {
+                    let wait = after.unwrap_or_else(|| BACKOFF.wait(attempt, self.jitter.next()));
+                    if wait > BACKOFF.max {
                         self.log(format_args!(
                             "asked to retry after {}s: sending paused",
                             wait.as_secs()
@@ -122,7 +120,7 @@ impl Transport {
     }
 
     /// One request, and its verdict.
-    fn post(&mut self, payload: &Payload, timeout: std::time::Duration) -> Verdict {
+    fn post(&mut self, payload: &Payload, timeout: Duration) -> Verdict {
         let mut headers = vec![
             ("DD-API-KEY", self.options.api_key.expose()),
             ("Content-Type", "application/json"),
@@ -131,14 +129,25 @@ impl Transport {
             headers.push(("Content-Encoding", encoding));
         }
         let url = self.url(payload.kind);
-        match http::post(&self.agent, &url, &headers, payload.body.as_slice(), timeout) {
+        let request = HttpRequest {
+            method: "POST",
+            url: &url,
+            headers: &headers,
+            body: payload.body.as_slice(),
+            timeout,
+        };
+        match self.http.send(request) {
             Ok(answer) => {
-                let verdict = retry::classify_status(answer.status, answer.retry_after);
+                let retry_after = answer
+                    .header("retry-after")
+                    .and_then(|value| parse_retry_after(value, SystemTime::now()))
+                    .map(|wait| wait.min(MAX_RETRY_AFTER));
+                let verdict = retry::classify_status(answer.status, retry_after);
                 self.report(payload, answer.status, verdict, &answer.body);
                 verdict
             }
             Err(error) => {
-                let verdict = retry::classify_error(&error, payload.kind.idempotent());
+                let verdict = retry::classify_error(error.kind(), payload.kind.idempotent());
                 if self.first_report(0) {
                     self.log(format_args!("sending {} failed: {error}", payload.kind.name()));
                 }

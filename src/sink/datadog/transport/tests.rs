@@ -1,28 +1,22 @@
 //! The sender against a loopback server with scripted answers.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
 use crate::sink::datadog::api_key::ApiKey;
 use crate::sink::datadog::losses::testing::recording;
-use crate::sink::datadog::losses::Loss;
+use crate::sink::datadog::losses::DropCause;
 use crate::sink::datadog::options::Compression;
 use crate::sink::datadog::payload::{pack, Items, Kind};
 use crate::sink::datadog::testing::{context, Reply, Request, Server, KEY};
 use crate::sink::datadog::window::unix;
+use crate::sink::http::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 use crate::stats::DropReason;
 
 fn options(server: &Server) -> TransportOptions {
-    TransportOptions {
-        base_url: server.url(),
-        api_key: ApiKey::parse(KEY).unwrap(),
-        connect_timeout: Duration::from_secs(1),
-        roots: crate::sink::http::tls::ExtraRoots::default(),
-        timeout: Duration::from_secs(2),
-        max_retries: 3,
-        retry_buffer_bytes: 1 << 20,
-        spool: None,
-    }
+    TransportOptions { base_url: server.url(), ..options_without_server() }
 }
 
 fn start(options: TransportOptions) -> (Transport, Losses) {
@@ -143,7 +137,7 @@ fn single_series_still_too_large_are_dropped() {
     assert_eq!(flush(&mut transport, soon()), Ok(()));
     // 4 -> 2 + 2 -> 1 + 1 + 1 + 1.
     assert_eq!(server.requests().len(), 7);
-    assert_eq!(losses.get(Loss::TooLarge), 4);
+    assert_eq!(losses.get(DropCause::TooLarge), 4);
 }
 
 #[test]
@@ -157,7 +151,7 @@ fn refused_payloads_are_dropped_and_counted() {
     transport.send(payload(Kind::Series, "c", 1));
     assert_eq!(flush(&mut transport, soon()), Ok(()));
     assert_eq!(server.requests().len(), 3);
-    assert_eq!(losses.get(Loss::Rejected), 5);
+    assert_eq!(losses.get(DropCause::Rejected), 5);
     assert_eq!(
         *forwarded.lock().unwrap(),
         [(DropReason::SinkError, 3), (DropReason::SinkError, 2)]
@@ -176,7 +170,7 @@ fn repeated_401_and_403_open_the_circuit_breaker() {
     // Three refusals open the breaker: the last two payloads wait, unsent.
     assert_eq!(flush(&mut transport, soon()), Err(2));
     assert_eq!(server.requests().len(), 3);
-    assert_eq!(losses.get(Loss::Unauthorized), 3);
+    assert_eq!(losses.get(DropCause::Unauthorized), 3);
     // Still open: another flush sends nothing.
     assert_eq!(flush(&mut transport, soon()), Err(2));
     assert_eq!(server.requests().len(), 3);
@@ -216,7 +210,7 @@ fn the_buffer_is_bounded_and_drops_the_oldest() {
         transport.send(payload(Kind::Series, name, 1));
     }
     assert_eq!(flush(&mut transport, soon()), Err(2));
-    assert_eq!(losses.get(Loss::BufferFull), 2);
+    assert_eq!(losses.get(DropCause::BufferFull), 2);
     server.default_reply(Reply::status(202));
     assert_eq!(flush(&mut transport, soon()), Ok(()));
     let delivered: Vec<Vec<String>> =
@@ -275,7 +269,7 @@ fn a_request_is_given_no_more_than_the_time_left_before_a_deadline() {
     let result = transport.shutdown(deadline);
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(result, Err(Pending { payloads: 1, out_of_time: true }));
-    assert_eq!(losses.get(Loss::Shutdown), 1);
+    assert_eq!(losses.get(DropCause::Shutdown), 1);
 }
 
 #[test]
@@ -302,7 +296,7 @@ fn shutdown_drops_and_counts_what_still_waits() {
     let (mut transport, losses) = start(options);
     transport.send(payload(Kind::Series, "a", 3));
     assert_eq!(transport.shutdown(soon()), Err(Pending { payloads: 1, out_of_time: false }));
-    assert_eq!(losses.get(Loss::Shutdown), 3);
+    assert_eq!(losses.get(DropCause::Shutdown), 3);
 }
 
 #[test]
@@ -316,7 +310,7 @@ fn items_that_aged_out_are_dropped_before_sending() {
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(names(&requests[0]), ["a.1"]);
-    assert_eq!((losses.get(Loss::Stale), losses.get(Loss::Future)), (2, 1));
+    assert_eq!((losses.get(DropCause::Stale), losses.get(DropCause::Future)), (2, 1));
 }
 
 #[test]
@@ -329,13 +323,13 @@ fn timeouts_resend_series_but_not_events() {
     transport.send(payload(Kind::Event, "e", 1));
     assert_eq!(flush(&mut transport, soon()), Ok(()));
     assert_eq!(server.requests().len(), 1);
-    assert_eq!(losses.get(Loss::Timeout), 1);
+    assert_eq!(losses.get(DropCause::Timeout), 1);
 
     server.script([Reply::status(202).delay(Duration::from_millis(800))]);
     transport.send(payload(Kind::Series, "a", 1));
     assert_eq!(flush(&mut transport, soon()), Ok(()));
     assert_eq!(server.requests().len(), 3);
-    assert_eq!(losses.get(Loss::Timeout), 1);
+    assert_eq!(losses.get(DropCause::Timeout), 1);
 }
 
 #[test]
@@ -390,9 +384,9 @@ fn a_sender_dropped_without_a_shutdown_counts_what_still_waits() {
     options.max_retries = 0;
     let (mut transport, losses) = start(options);
     transport.send(payload(Kind::Series, "a", 2));
-    assert_eq!(losses.get(Loss::Shutdown), 0);
+    assert_eq!(losses.get(DropCause::Shutdown), 0);
     drop(transport);
-    assert_eq!(losses.get(Loss::Shutdown), 2);
+    assert_eq!(losses.get(DropCause::Shutdown), 2);
 }
 
 #[test]
@@ -407,4 +401,108 @@ fn the_spool_is_opened_by_start_not_by_new() {
     transport.start(context());
     assert!(dir.join("datadog").is_dir());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A request as a transport saw it: method, URL, headers, body.
+type Sent = (String, String, Vec<(String, String)>, Vec<u8>);
+
+/// A transport that answers from a script (then 202) and records what it was asked to send.
+#[derive(Clone, Default)]
+struct Recording {
+    answers: Arc<Mutex<VecDeque<HttpResponse>>>,
+    sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+impl HttpTransport for Recording {
+    fn send(&mut self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
+        let headers = request.headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned()));
+        self.sent.lock().unwrap().push((
+            request.method.to_owned(),
+            request.url.to_owned(),
+            headers.collect(),
+            request.body.to_vec(),
+        ));
+        let answer = self.answers.lock().unwrap().pop_front();
+        Ok(answer.unwrap_or_else(|| HttpResponse::new(202)))
+    }
+}
+
+#[test]
+fn a_transport_given_in_options_carries_every_attempt() {
+    let recording = Recording::default();
+    recording
+        .answers
+        .lock()
+        .unwrap()
+        .push_back(HttpResponse::new(503).with_header("Retry-After", "0"));
+    let options = TransportOptions {
+        base_url: "https://intake.invalid/dd".into(),
+        http: Some(SharedTransport::new(recording.clone())),
+        ..options_without_server()
+    };
+    let (mut transport, losses) = start(options);
+    let sent = payload(Kind::Series, "a", 2);
+    let body = sent.body.as_slice().to_vec();
+    transport.send(sent);
+    assert_eq!(flush(&mut transport, soon()), Ok(()));
+    let requests = recording.sent.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "the 503 is retried, the 202 ends it");
+    for (method, url, headers, sent_body) in &requests {
+        assert_eq!(
+            (method.as_str(), url.as_str()),
+            ("POST", "https://intake.invalid/dd/api/v2/series")
+        );
+        let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(header("DD-API-KEY"), Some(KEY));
+        assert_eq!(header("Content-Type"), Some("application/json"));
+        assert_eq!(header("Content-Encoding"), Some("deflate"));
+        assert_eq!(sent_body, &body, "a retry sends the same body");
+    }
+    assert_eq!(format!("{losses:?}"), "{}");
+}
+
+#[test]
+fn transport_errors_map_to_datadog_verdicts() {
+    /// Fails every request with one kind of error.
+    struct Failing(HttpErrorKind, Arc<Mutex<usize>>);
+    impl HttpTransport for Failing {
+        fn send(&mut self, _: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
+            *self.1.lock().unwrap() += 1;
+            Err(HttpError::new(self.0, "scripted"))
+        }
+    }
+    let run = |kind: HttpErrorKind, payload_kind: Kind| {
+        let attempts = Arc::new(Mutex::new(0));
+        let options = TransportOptions {
+            max_retries: 1,
+            http: Some(SharedTransport::new(Failing(kind, attempts.clone()))),
+            ..options_without_server()
+        };
+        let (mut transport, losses) = start(options);
+        transport.send(payload(payload_kind, "a", 1));
+        let attempts = *attempts.lock().unwrap();
+        (attempts, transport.buffer.len(), format!("{losses:?}"))
+    };
+    // Not sent: retried, then parked for the next flush.
+    assert_eq!(run(HttpErrorKind::NotSent, Kind::Event), (2, 1, "{}".into()));
+    // No answer: series are sent again (a point sent twice overwrites itself), events are not.
+    assert_eq!(run(HttpErrorKind::NoAnswer, Kind::Series), (2, 1, "{}".into()));
+    assert_eq!(run(HttpErrorKind::NoAnswer, Kind::Event), (1, 0, r#"{"timeout": 1}"#.into()));
+    // Invalid: it would fail the same way again.
+    assert_eq!(run(HttpErrorKind::Invalid, Kind::Series), (1, 0, r#"{"rejected": 1}"#.into()));
+}
+
+/// Options for a transport given in options: no server, no retry waits worth the name.
+fn options_without_server() -> TransportOptions {
+    TransportOptions {
+        base_url: "https://intake.invalid".into(),
+        api_key: ApiKey::parse(KEY).unwrap(),
+        connect_timeout: Duration::from_secs(1),
+        roots: crate::sink::http::tls::ExtraRoots::default(),
+        timeout: Duration::from_secs(2),
+        max_retries: 3,
+        retry_buffer_bytes: 1 << 20,
+        spool: None,
+        http: None,
+    }
 }

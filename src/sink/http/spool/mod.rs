@@ -8,14 +8,18 @@
 //!
 //! The format, the caps and the delivery rules are documented on [`SpoolOptions`].
 
+#[cfg(feature = "sentry")]
+pub(crate) use self::file::put_bytes;
 use self::file::{decode, encode};
-pub(crate) use self::file::{put_bytes, put_u32, Reader, Record};
+pub(crate) use self::file::{put_u32, Reader, Record};
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::stats::DropReason;
 
 /// Settings of a network sink's durable spool: where payloads that could not be delivered
 /// wait on disk, and how much may wait.
@@ -150,19 +154,15 @@ impl Owner {
     }
 }
 
-/// Why the spool deleted a file unsent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Discard {
-    /// Deleted to stay under the size cap.
-    Full,
-    /// Older than the age cap.
-    Expired,
-    /// Could not be read back.
-    Corrupt,
+/// Where a spool books what it deletes unsent, in the pipeline's words: `reason` is
+/// [`DropReason::SpoolFull`] (deleted to stay under the size cap), [`DropReason::SpoolExpired`]
+/// (older than the age cap) or [`DropReason::SpoolCorrupt`] (could not be read back); `record`
+/// is the file's payload when it could be read (never for `SpoolCorrupt`, counted per file).
+/// Each sink books it its own way (Datadog per item and metric point, Sentry also in its client
+/// reports).
+pub(crate) trait SpoolLedger: Send {
+    fn discarded(&self, reason: DropReason, record: Option<&Record>);
 }
-
-/// Books what the spool deletes unsent: the record, when it could be read.
-pub(crate) type Book = Box<dyn Fn(Discard, Option<&Record>) + Send>;
 
 /// A file taken with [`Spool::front`], to [`remove`](Spool::remove) once it is settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +190,7 @@ pub(crate) struct Spool {
     /// back).
     last: u64,
     sequence: u64,
-    book: Book,
+    ledger: Box<dyn SpoolLedger>,
     debug: bool,
 }
 
@@ -211,7 +211,12 @@ impl Spool {
     /// Opens the spool of `owner` under `options.dir()`: creates the directory, deletes the
     /// temporary files a crash left, indexes the files, and applies the caps. Never fails: a
     /// directory that cannot be created or read gives an empty spool whose writes fail.
-    pub(crate) fn open(options: &SpoolOptions, owner: Owner, book: Book, debug: bool) -> Spool {
+    pub(crate) fn open(
+        options: &SpoolOptions,
+        owner: Owner,
+        ledger: impl SpoolLedger + 'static,
+        debug: bool,
+    ) -> Spool {
         let mut spool = Spool {
             dir: options.dir.join(owner.dir_name()),
             owner,
@@ -221,7 +226,7 @@ impl Spool {
             bytes: 0,
             last: 0,
             sequence: 0,
-            book,
+            ledger: Box::new(ledger),
             debug,
         };
         if let Err(error) = fs::create_dir_all(&spool.dir) {
@@ -339,7 +344,7 @@ impl Spool {
                     Ok(record) => return Some((Ticket(name), record)),
                     Err(reason) => {
                         self.log(format_args!("{name} skipped: {reason}"));
-                        self.drop_front(Discard::Corrupt, None);
+                        self.drop_front(DropReason::SpoolCorrupt, None);
                     }
                 },
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -348,7 +353,7 @@ impl Spool {
                 }
                 Err(error) => {
                     self.log(format_args!("{name} skipped: {error}"));
-                    self.drop_front(Discard::Corrupt, None);
+                    self.drop_front(DropReason::SpoolCorrupt, None);
                 }
             }
         }
@@ -368,7 +373,7 @@ impl Spool {
     pub(crate) fn discard(&mut self, ticket: &Ticket) {
         self.log(format_args!("{} skipped: the sink cannot read it", ticket.0));
         self.remove(ticket);
-        (self.book)(Discard::Corrupt, None);
+        self.ledger.discarded(DropReason::SpoolCorrupt, None);
     }
 
     fn pop_front(&mut self) -> Option<Spooled> {
@@ -378,20 +383,20 @@ impl Spool {
         Some(file)
     }
 
-    /// Deletes the oldest file unsent, booking it as `discard` (with its record, if it can be
+    /// Deletes the oldest file unsent, booking it for `reason` (with its record, if it can be
     /// read, unless `record` is given).
-    fn drop_front(&mut self, discard: Discard, record: Option<Record>) {
+    fn drop_front(&mut self, reason: DropReason, record: Option<Record>) {
         let Some(file) = self.files.front() else { return };
         let path = self.dir.join(&file.name);
-        let record = match (discard, record) {
-            (Discard::Corrupt, _) => None,
+        let record = match (reason, record) {
+            (DropReason::SpoolCorrupt, _) => None,
             (_, Some(record)) => Some(record),
             (_, None) => fs::read(&path).ok().and_then(|b| decode(&b, self.owner).ok()),
         };
         self.pop_front();
         match record {
-            Some(record) => (self.book)(discard, Some(&record)),
-            None => (self.book)(Discard::Corrupt, None),
+            Some(record) => self.ledger.discarded(reason, Some(&record)),
+            None => self.ledger.discarded(DropReason::SpoolCorrupt, None),
         }
     }
 
@@ -400,14 +405,14 @@ impl Spool {
         let now = nanos(SystemTime::now());
         let max = u64::try_from(self.max_age.as_nanos()).unwrap_or(u64::MAX);
         while self.files.front().is_some_and(|f| now.saturating_sub(f.created) > max) {
-            self.drop_front(Discard::Expired, None);
+            self.drop_front(DropReason::SpoolExpired, None);
         }
     }
 
     /// Deletes the oldest files while over the size cap, keeping the newest `keep`.
     fn shrink(&mut self, keep: usize) {
         while self.bytes > self.max_bytes && self.files.len() > keep {
-            self.drop_front(Discard::Full, None);
+            self.drop_front(DropReason::SpoolFull, None);
         }
     }
 }

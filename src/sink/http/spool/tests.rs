@@ -3,8 +3,17 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::stats::Carried;
 
-/// What the spool booked: the discard and the records of the file, when it could be read.
-type Booked = Arc<Mutex<Vec<(Discard, Option<u64>)>>>;
+/// What the spool booked: the reason and the records of the file, when it could be read.
+type Booked = Arc<Mutex<Vec<(DropReason, Option<u64>)>>>;
+
+/// A ledger that keeps what it was told.
+struct Recording(Booked);
+
+impl SpoolLedger for Recording {
+    fn discarded(&self, reason: DropReason, record: Option<&Record>) {
+        self.0.lock().unwrap().push((reason, record.map(|r| r.items)));
+    }
+}
 
 #[cfg(feature = "datadog")]
 const OWNER: Owner = Owner::Datadog;
@@ -20,11 +29,7 @@ fn scratch(name: &str) -> PathBuf {
 
 fn open(options: &SpoolOptions) -> (Spool, Booked) {
     let booked: Booked = Arc::default();
-    let sink = booked.clone();
-    let book: Book = Box::new(move |discard, record| {
-        sink.lock().unwrap().push((discard, record.map(|r| r.items)))
-    });
-    (Spool::open(options, OWNER, book, false), booked)
+    (Spool::open(options, OWNER, Recording(booked.clone()), false), booked)
 }
 
 fn record(tag: u8, body: usize) -> Record {
@@ -100,7 +105,10 @@ fn the_size_cap_drops_the_oldest_and_books_their_records() {
         spool.write(&record(tag, 1000)).unwrap();
     }
     assert_eq!((spool.len(), spool.bytes()), (3, one * 3));
-    assert_eq!(*booked.lock().unwrap(), [(Discard::Full, Some(1)), (Discard::Full, Some(2))]);
+    assert_eq!(
+        *booked.lock().unwrap(),
+        [(DropReason::SpoolFull, Some(1)), (DropReason::SpoolFull, Some(2))]
+    );
     assert_eq!(spool.front().unwrap().1.kind, 2);
     assert_eq!(files(&dir).len(), 3);
 
@@ -108,7 +116,10 @@ fn the_size_cap_drops_the_oldest_and_books_their_records() {
     drop(spool);
     let (spool, booked) = open(&options.clone().max_bytes(one));
     assert_eq!(spool.len(), 1);
-    assert_eq!(*booked.lock().unwrap(), [(Discard::Full, Some(3)), (Discard::Full, Some(4))]);
+    assert_eq!(
+        *booked.lock().unwrap(),
+        [(DropReason::SpoolFull, Some(3)), (DropReason::SpoolFull, Some(4))]
+    );
 }
 
 #[test]
@@ -137,7 +148,7 @@ fn files_older_than_the_age_cap_are_dropped_and_booked() {
 
     let (mut spool, booked_again) = open(&options);
     assert!(booked.lock().unwrap().is_empty());
-    assert_eq!(*booked_again.lock().unwrap(), [(Discard::Expired, Some(8))]);
+    assert_eq!(*booked_again.lock().unwrap(), [(DropReason::SpoolExpired, Some(8))]);
     assert_eq!(spool.len(), 1);
     assert_eq!(spool.front().unwrap().1.kind, 1);
     assert!(!files(&dir).contains(&old));
@@ -177,7 +188,7 @@ fn unreadable_files_are_skipped_deleted_and_counted_never_a_panic() {
     assert_eq!(spool.len(), 7);
     let (ticket, record6) = spool.front().unwrap();
     assert_eq!(record6.kind, 6);
-    assert_eq!(*booked.lock().unwrap(), [(Discard::Corrupt, None); 6]);
+    assert_eq!(*booked.lock().unwrap(), [(DropReason::SpoolCorrupt, None); 6]);
     spool.remove(&ticket);
     assert!(files(&dir).is_empty(), "unreadable files are deleted");
 

@@ -1,16 +1,17 @@
-//! The circuit breaker for refused API keys.
+//! The circuit breaker for refused credentials, for any backend whose key can be refused.
 //!
 //! A 401 or 403 usually means a wrong or revoked key, and every later request will be refused
 //! the same way. It can also be transient: a new key takes a short while to propagate. So:
 //!
-//! * after 3 refusals in a row the breaker **opens** for 30 s: nothing is sent, payloads wait in
-//!   the retry buffer (bounded; the oldest are dropped first);
-//! * when the pause ends, the next request is a probe: accepted closes the breaker (and the
-//!   buffer drains); refused opens it again for twice as long, up to 5 minutes;
+//! * after 3 refusals in a row the breaker **opens** for 30 s: nothing is sent, payloads wait
+//!   (in the backend's retry buffer: bounded, the oldest dropped first);
+//! * when the pause ends, the next request is a probe: accepted closes the breaker (and what
+//!   waits drains); refused opens it again for twice as long, up to 5 minutes;
 //! * any accepted request closes it.
 //!
 //! So a bad key costs a handful of requests per pause rather than one per payload, and a key
-//! that starts working is noticed within 5 minutes, never a long blackout.
+//! that starts working is noticed within 5 minutes, never a long blackout. Which answers count
+//! as a refusal is the backend's rule (Datadog: 401 and 403).
 
 use std::time::{Duration, Instant};
 
