@@ -164,7 +164,10 @@ impl StatsdOptions {
     /// Kept for compatibility; has no effect. Datagrams no longer wait in a queue of the
     /// sink's own: it writes them as it makes them, and what waits is whole batches in its lane
     /// ([`Builder::sink_queue`](crate::Builder::sink_queue)).
-    #[deprecated(since = "0.2.0", note = "datagrams are written as they are made: see Builder::sink_queue")]
+    #[deprecated(
+        since = "0.2.0",
+        note = "datagrams are written as they are made: see Builder::sink_queue"
+    )]
     pub fn queue(self, datagrams: usize) -> Self {
         let _ = datagrams;
         self
