@@ -44,7 +44,7 @@ pub fn datadog(input: &DatadogInput) -> DatadogOutcome {
     use crate::sink::datadog::options::{
         Compression, DatadogOptions, DistributionMode, HistogramAggregate,
     };
-    use crate::sink::datadog::payload::{self, Kind, Limits};
+    use crate::sink::datadog::payload::{self, Input, Kind, Limits};
     use crate::sink::datadog::window::Window;
     use crate::sink::datadog::{distribution, event, series};
 
@@ -78,7 +78,12 @@ pub fn datadog(input: &DatadogInput) -> DatadogOutcome {
 
     // Series: one point per counter, gauge and set, one per aggregate of a distribution.
     let series_losses = Losses::new(|_, _| {}, |_| {});
-    let series_items = series::encode(&batch, &options, &metrics, &series_losses);
+    let series_items = series::encode(Input {
+        batch: &batch,
+        options: &options,
+        window: &metrics,
+        losses: &series_losses,
+    });
     let expected: u64 = batch
         .metrics()
         .iter()
@@ -94,7 +99,12 @@ pub fn datadog(input: &DatadogInput) -> DatadogOutcome {
 
     // Distribution points: one per distribution record, its values sampled (and counted).
     let point_losses = Losses::new(|_, _| {}, |_| {});
-    let point_items = distribution::encode(&batch, &options, &metrics, &point_losses);
+    let point_items = distribution::encode(Input {
+        batch: &batch,
+        options: &options,
+        window: &metrics,
+        losses: &point_losses,
+    });
     if mode != DistributionMode::Aggregates {
         let records = batch
             .metrics()
@@ -109,7 +119,12 @@ pub fn datadog(input: &DatadogInput) -> DatadogOutcome {
 
     // Events: one per error, or counted.
     let event_losses = Losses::new(|_, _| {}, |_| {});
-    let event_items = event::encode(&batch, &options, &Kind::Event.window(now), &event_losses);
+    let event_items = event::encode(Input {
+        batch: &batch,
+        options: &options,
+        window: &Kind::Event.window(now),
+        losses: &event_losses,
+    });
     assert_eq!(
         event_items.len() as u64 + lost(&event_losses),
         batch.errors().len() as u64,

@@ -5,8 +5,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
+use super::json::{value, Object};
 use super::{Batch, Sink};
 use crate::batch::{
     merge_tags, ErrorEvent, FieldValue, MetricRecord, MetricValue, SessionUpdate, Tag, TraceSpan,
@@ -165,48 +164,6 @@ fn encode_session(session: &SessionUpdate, out: &mut Vec<u8>) {
         o.field("environment", environment);
     }
     o.end();
-}
-
-/// Writes one JSON object, keys in the order they are given.
-struct Object<'a> {
-    out: &'a mut Vec<u8>,
-    empty: bool,
-}
-
-impl<'a> Object<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Object { out, empty: true }
-    }
-
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
-        value(self.out, key);
-        self.out.push(b':');
-        self.out
-    }
-
-    fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) {
-        value(self.key(key), v);
-    }
-
-    /// A nested value written by `write`.
-    fn with(&mut self, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
-        write(self.key(key));
-    }
-
-    fn end(self) {
-        self.out.push(b'}');
-    }
-}
-
-/// Appends `v` as JSON. Serializing strings, numbers and booleans into a `Vec` cannot fail;
-/// non-finite floats become `null`.
-fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 /// Unix seconds: an integer when whole, else a float.

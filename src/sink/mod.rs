@@ -44,6 +44,7 @@ pub mod datadog;
 #[cfg(any(feature = "sentry", feature = "datadog"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sentry", feature = "datadog"))))]
 pub mod http;
+mod json;
 mod jsonl;
 #[cfg(feature = "test-util")]
 mod memory;

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 
 use crate::batch::{merge_tags, Tag};
 
-use super::json::{self, Object};
+use crate::sink::json::{self, Object};
 
 /// Longest tag (`key:value`) and metric name Datadog keeps.
 const MAX_LEN: usize = 200;

@@ -14,21 +14,16 @@
 //! ```
 
 use super::context::{self, Context};
-use super::json::{self, Object};
-use super::losses::{DropCause, Losses};
-use super::options::DatadogOptions;
-use super::payload::Items;
-use super::window::{self, Window};
-use crate::batch::{Batch, DistributionValue, MetricValue};
+use super::losses::DropCause;
+use super::payload::{Input, Items};
+use super::window::{self};
+use crate::batch::{DistributionValue, MetricValue};
+use crate::sink::json::{self, Object};
 use crate::stats::Carried;
 
 /// Every distribution record of `batch` as a distribution-point series (when points are on).
-pub(crate) fn encode(
-    batch: &Batch,
-    options: &DatadogOptions,
-    window: &Window,
-    losses: &Losses,
-) -> Items {
+pub(crate) fn encode(input: Input<'_>) -> Items {
+    let Input { batch, options, window, losses } = input;
     let mut items = Items::default();
     if !options.distributions.points() {
         return items;
@@ -83,11 +78,14 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
     use crate::sink::datadog::losses::testing::recording;
+    use crate::sink::datadog::options::DatadogOptions;
     use crate::sink::datadog::options::DistributionMode;
     use crate::sink::datadog::testing::{
         batch, counter, distribution, distribution_value, KEY, NOW,
     };
+    use crate::sink::datadog::window::Window;
 
     #[test]
     fn small_distributions_send_every_value_with_exact_extremes() {
@@ -130,14 +128,21 @@ mod tests {
         ]);
         let options = DatadogOptions::new(KEY).unwrap();
         let window = Window::metrics(UNIX_EPOCH + Duration::from_secs(NOW as u64));
-        let items = encode(&batch, &options, &window, &losses);
+        let items =
+            encode(Input { batch: &batch, options: &options, window: &window, losses: &losses });
         assert_eq!(items.len(), 1);
         assert_eq!(
             std::str::from_utf8(items.get(0).unwrap().0).unwrap(),
             r#"{"metric":"span.duration","points":[[1700000000,[1.0,4.0]]],"type":"distribution","host":"web-1","tags":["env:prod","service:api","span:handle"]}"#
         );
         let aggregates = options.distributions(DistributionMode::Aggregates);
-        assert!(encode(&batch, &aggregates, &window, &losses).is_empty());
+        assert!(encode(Input {
+            batch: &batch,
+            options: &aggregates,
+            window: &window,
+            losses: &losses
+        })
+        .is_empty());
     }
 
     #[test]
@@ -148,7 +153,8 @@ mod tests {
         let batch = batch(vec![distribution("d", None, &[], &all)]);
         let options = DatadogOptions::new(KEY).unwrap().max_distribution_values(20);
         let window = Window::metrics(UNIX_EPOCH + Duration::from_secs(NOW as u64));
-        let items = encode(&batch, &options, &window, &losses);
+        let items =
+            encode(Input { batch: &batch, options: &options, window: &window, losses: &losses });
         let item: serde_json::Value = serde_json::from_slice(items.get(0).unwrap().0).unwrap();
         assert_eq!(item["points"][0][1].as_array().unwrap().len(), 20);
         assert_eq!(losses.get(DropCause::Sampled), 30);

@@ -22,12 +22,11 @@ use std::fmt::Write as _;
 use tracing_core::Level;
 
 use super::context::Context;
-use super::json::Object;
-use super::losses::{DropCause, Losses};
-use super::options::DatadogOptions;
-use super::payload::Items;
-use super::window::{self, Window};
-use crate::batch::{Batch, ErrorEvent};
+use super::losses::DropCause;
+use super::payload::{Input, Items};
+use super::window::{self};
+use crate::batch::ErrorEvent;
+use crate::sink::json::Object;
 
 /// Longest title, in characters.
 const MAX_TITLE: usize = 100;
@@ -37,12 +36,8 @@ const MAX_TEXT: usize = 4000;
 const MAX_KEY: usize = 100;
 
 /// The batch's errors as event items, one per event, within the limits.
-pub(crate) fn encode(
-    batch: &Batch,
-    options: &DatadogOptions,
-    window: &Window,
-    losses: &Losses,
-) -> Items {
+pub(crate) fn encode(input: Input<'_>) -> Items {
+    let Input { batch, options, window, losses } = input;
     let mut items = Items::default();
     if !options.send_errors {
         return items;
@@ -189,14 +184,23 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
     use crate::batch::FieldValue;
     use crate::sink::datadog::losses::testing::recording;
+    use crate::sink::datadog::losses::Losses;
+    use crate::sink::datadog::options::DatadogOptions;
     use crate::sink::datadog::testing::{batch_with_errors, error_event, texts, KEY, NOW};
+    use crate::sink::datadog::window::Window;
 
     fn encode_all(errors: Vec<ErrorEvent>, options: &DatadogOptions) -> (Vec<String>, Losses) {
         let (losses, _) = recording();
         let window = Window::events(UNIX_EPOCH + Duration::from_secs(NOW as u64));
-        let items = encode(&batch_with_errors(errors), options, &window, &losses);
+        let items = encode(Input {
+            batch: &batch_with_errors(errors),
+            options,
+            window: &window,
+            losses: &losses,
+        });
         (texts(&items), losses)
     }
 

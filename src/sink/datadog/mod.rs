@@ -53,7 +53,6 @@ mod buffer;
 mod context;
 pub(crate) mod distribution;
 pub(crate) mod event;
-mod json;
 pub(crate) mod losses;
 pub(crate) mod options;
 pub(crate) mod payload;
@@ -69,7 +68,7 @@ use std::time::{Instant, SystemTime};
 pub use self::api_key::ApiKeyError;
 use self::losses::{DropCause, Losses};
 pub use self::options::{Compression, DatadogOptions, DistributionMode, HistogramAggregate};
-use self::payload::{Items, Kind};
+use self::payload::{Input, Items, Kind};
 pub use self::site::EndpointError;
 use self::transport::{Pending, Transport, TransportOptions};
 use super::{Sink, SinkContext};
@@ -184,11 +183,26 @@ impl Sink for DatadogSink {
         // What waits for a retry is older: it goes first.
         self.transport.retry();
         let metrics = Kind::Series.window(now);
-        let series = series::encode(batch, &self.options, &metrics, &self.losses);
+        let series = series::encode(Input {
+            batch,
+            options: &self.options,
+            window: &metrics,
+            losses: &self.losses,
+        });
         self.send(Kind::Series, &series);
-        let points = distribution::encode(batch, &self.options, &metrics, &self.losses);
+        let points = distribution::encode(Input {
+            batch,
+            options: &self.options,
+            window: &metrics,
+            losses: &self.losses,
+        });
         self.send(Kind::Distribution, &points);
-        let events = event::encode(batch, &self.options, &Kind::Event.window(now), &self.losses);
+        let events = event::encode(Input {
+            batch,
+            options: &self.options,
+            window: &Kind::Event.window(now),
+            losses: &self.losses,
+        });
         self.send(Kind::Event, &events);
         // Drops are counted per item above; the lane must not count the batch again.
         Ok(())

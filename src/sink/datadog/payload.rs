@@ -19,8 +19,9 @@ use std::io::{Read, Write};
 use std::ops::Range;
 
 use super::losses::{DropCause, Losses};
-use super::options::Compression;
+use super::options::{Compression, DatadogOptions};
 use super::window::{Fit, Window};
+use crate::batch::Batch;
 use crate::sink::http::spool::{self, Record};
 use crate::stats::Carried;
 
@@ -125,6 +126,16 @@ struct Entry {
     end: usize,
     timestamp: i64,
     carried: Option<Carried>,
+}
+
+/// What an encoder reads: a batch, the options, the intake's window for its payload kind, and
+/// where to book what it leaves out.
+#[derive(Clone, Copy)]
+pub(crate) struct Input<'a> {
+    pub(crate) batch: &'a Batch,
+    pub(crate) options: &'a DatadogOptions,
+    pub(crate) window: &'a Window,
+    pub(crate) losses: &'a Losses,
 }
 
 /// Encoded JSON items, back to back.

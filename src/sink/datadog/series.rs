@@ -17,12 +17,12 @@
 use std::borrow::Cow;
 
 use super::context::{self, Context};
-use super::json::{self, Object};
-use super::losses::{DropCause, Losses};
+use super::losses::DropCause;
 use super::options::{DatadogOptions, HistogramAggregate};
-use super::payload::Items;
-use super::window::{self, Window};
-use crate::batch::{Batch, DistributionValue, MetricRecord, MetricValue};
+use super::payload::{Input, Items};
+use super::window::{self};
+use crate::batch::{DistributionValue, MetricRecord, MetricValue};
+use crate::sink::json::{self, Object};
 use crate::stats::Carried;
 
 /// `MetricIntakeType`: count.
@@ -42,12 +42,8 @@ struct Point<'a> {
 }
 
 /// Every metric record of `batch` that maps to series, as series items.
-pub(crate) fn encode(
-    batch: &Batch,
-    options: &DatadogOptions,
-    window: &Window,
-    losses: &Losses,
-) -> Items {
+pub(crate) fn encode(input: Input<'_>) -> Items {
+    let Input { batch, options, window, losses } = input;
     let mut items = Items::default();
     for record in batch.metrics() {
         let points = points(record, options);
@@ -159,16 +155,20 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+    use crate::batch::Batch;
     use crate::sink::datadog::losses::testing::recording;
+    use crate::sink::datadog::losses::Losses;
+    use crate::sink::datadog::options::DatadogOptions;
     use crate::sink::datadog::options::DistributionMode;
     use crate::sink::datadog::testing::{
         batch, counter, distribution, gauge, set, texts, KEY, NOW,
     };
+    use crate::sink::datadog::window::Window;
 
     fn encode_all(batch: &Batch, options: &DatadogOptions) -> (Vec<String>, Losses) {
         let (losses, _) = recording();
         let window = Window::metrics(UNIX_EPOCH + Duration::from_secs(NOW as u64 + 12));
-        let items = encode(batch, options, &window, &losses);
+        let items = encode(Input { batch, options, window: &window, losses: &losses });
         (texts(&items), losses)
     }
 

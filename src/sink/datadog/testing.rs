@@ -1,6 +1,7 @@
 //! Test helpers: records, batches and errors, and a tiny in-process HTTP server with scripted
 //! answers.
 
+pub(crate) use crate::batch::testing::distribution_value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,10 +15,8 @@ use tracing_core::metadata::Kind;
 use tracing_core::subscriber::Interest;
 use tracing_core::{Level, Metadata};
 
-use crate::aggregate::sketch::Sketch;
 use crate::batch::{
-    Batch, DistributionValue, ErrorEvent, GaugeValue, MetricKind, MetricRecord, MetricValue,
-    SetValue, Tag,
+    Batch, ErrorEvent, GaugeValue, MetricKind, MetricRecord, MetricValue, SetValue, Tag,
 };
 
 /// The encoded items, as text, in order.
@@ -49,18 +48,6 @@ pub(crate) fn gauge(
 
 pub(crate) fn set(name: &str, tags: &[(&str, &str)], unique: u64) -> MetricRecord {
     record(name, MetricKind::Set, None, tags, MetricValue::Set(SetValue { unique, members: None }))
-}
-
-pub(crate) fn distribution_value(values: &[f64]) -> DistributionValue {
-    let mut sketch = Sketch::new();
-    values.iter().for_each(|&v| sketch.insert(v));
-    DistributionValue {
-        count: values.len() as u64,
-        sum: values.iter().sum(),
-        min: values.iter().copied().fold(f64::INFINITY, f64::min),
-        max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        sketch: Box::new(sketch),
-    }
 }
 
 pub(crate) fn distribution(
