@@ -8,7 +8,7 @@ use crate::sink::Refused;
 
 /// At most this many errors or transactions in one part: the lane looks at its other rooms
 /// between parts, so a long run of one kind delays the others by one part at most.
-const PART_RECORDS: usize = 16;
+pub(super) const PART_RECORDS: usize = 16;
 
 /// The kinds of data, most urgent first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,14 +87,23 @@ pub(crate) fn split(batch: Batch) -> Vec<Part> {
     parts
 }
 
-/// `items` in runs of at most [`PART_RECORDS`], in order, without copying them.
-pub(super) fn chunks<T>(mut items: Vec<T>) -> Vec<Vec<T>> {
-    let mut chunks = Vec::with_capacity(items.len().div_ceil(PART_RECORDS));
-    while items.len() > PART_RECORDS {
-        let rest = items.split_off(PART_RECORDS);
-        chunks.push(std::mem::replace(&mut items, rest));
+/// `items` in runs of at most [`PART_RECORDS`], in order; an empty list gives one empty run.
+/// Each item is moved once, into a run of its own capacity: cutting the list with `split_off`
+/// would copy the rest at every cut (quadratic in a large batch) and leave every run holding
+/// the whole list's capacity.
+pub(super) fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
+    let mut chunks = Vec::with_capacity(items.len().div_ceil(PART_RECORDS).max(1));
+    let mut items = items.into_iter();
+    loop {
+        let chunk: Vec<T> = items.by_ref().take(PART_RECORDS).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
     }
-    chunks.push(items);
+    if chunks.is_empty() {
+        chunks.push(Vec::new());
+    }
     chunks
 }
 

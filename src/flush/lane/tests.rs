@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::part::{chunks, Kind, Part};
+use super::part::{chunks, Kind, Part, PART_RECORDS};
 use super::queue::{Barrier, Next, Queue};
 use crate::batch::Batch;
 use crate::flush::ticket::FlushTicket;
@@ -13,6 +13,13 @@ fn chunks_keep_every_item_in_order_in_runs_of_at_most_part_records() {
     assert_eq!(sizes, [16, 16, 8]);
     assert_eq!(runs.concat(), (0..40).collect::<Vec<u32>>());
     assert_eq!(chunks(Vec::<u32>::new()), vec![Vec::<u32>::new()]);
+    // Each run holds its own items only, not the capacity of the list it came from.
+    assert!(runs.iter().all(|run| run.capacity() <= PART_RECORDS), "{runs:?}");
+    // Linear: a large batch is cut quickly.
+    let started = Instant::now();
+    let many = chunks((0..1_000_000u32).collect::<Vec<_>>());
+    assert_eq!(many.len(), 62_500);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
 fn part(kind: Kind) -> Part {
