@@ -7,8 +7,6 @@ use serde_json::{Map, Value};
 
 use super::client_report::{ClientReports, DiscardReason};
 use super::ratelimit::Category;
-use super::spooled;
-use crate::sink::http::spool::{Record, SpoolLedger};
 use crate::sink::SinkContext;
 use crate::stats::{Carried, DropReason};
 
@@ -80,8 +78,15 @@ impl Accounts {
         self.book(item, reason, dropped);
     }
 
+    /// Books a spool file that could not be read back: what it held cannot be known.
+    pub(super) fn lose_unreadable(&self) {
+        if let Some(cx) = &self.pipeline {
+            cx.lose(DropReason::SpoolCorrupt, 1);
+        }
+    }
+
     /// Books `item` as lost: reported to Sentry for `reason`, counted as `dropped`.
-    fn book(&self, item: &Item, reason: Option<DiscardReason>, dropped: DropReason) {
+    pub(super) fn book(&self, item: &Item, reason: Option<DiscardReason>, dropped: DropReason) {
         if let Some(reason) = reason {
             self.reports.record(reason, item.category, item.quantity);
             if let Some((category, quantity)) = item.also {
@@ -103,28 +108,6 @@ impl Accounts {
     }
 }
 
-impl SpoolLedger for Accounts {
-    /// Books what the spool deletes unsent: each item of an envelope that could be read back,
-    /// or the file.
-    fn discarded(&self, reason: DropReason, record: Option<&Record>) {
-        let (report, dropped) = reasons(None, Some(reason));
-        let outgoing =
-            record.filter(|_| dropped != DropReason::SpoolCorrupt).and_then(spooled::from_record);
-        match outgoing {
-            Some(outgoing) => {
-                for item in &outgoing.items {
-                    self.book(item, report, dropped);
-                }
-            }
-            None => {
-                if let Some(cx) = &self.pipeline {
-                    cx.lose(DropReason::SpoolCorrupt, 1);
-                }
-            }
-        }
-    }
-}
-
 /// The one place the two vocabularies meet: for what the sink gives up, Sentry's client-report
 /// reason (`None`: not reported, Relay counted it) and the pipeline's [`DropReason`].
 ///
@@ -133,7 +116,7 @@ impl SpoolLedger for Accounts {
 /// | deleted by the spool (`spool` is its reason) | `cache_overflow`, as Sentry's SDKs report their offline cache | `spool_full`, `spool_expired`, `spool_corrupt` |
 /// | refused by the lane (`queue_overflow`) | `queue_overflow` | `sink_queue_full` |
 /// | anything else, for `reason` | `reason` | `sink_error` |
-fn reasons(
+pub(super) fn reasons(
     reason: Option<DiscardReason>,
     spool: Option<DropReason>,
 ) -> (Option<DiscardReason>, DropReason) {

@@ -6,9 +6,10 @@
 
 use serde_json::Value;
 
-use super::item::{Item, ItemBody, Outgoing};
+use super::item::{reasons, Accounts, Item, ItemBody, Outgoing};
 use super::ratelimit::Category;
-use crate::sink::http::spool::{self, Record};
+use crate::sink::http::spool::{self, Record, SpoolLedger};
+use crate::stats::DropReason;
 
 /// Every item and content type the sink sends, for envelopes read back from the spool.
 const WIRE_NAMES: [&str; 7] = [
@@ -127,4 +128,21 @@ pub(crate) fn from_record(record: &Record) -> Option<Outgoing> {
         return None;
     }
     Some(Outgoing { header, items })
+}
+
+impl SpoolLedger for Accounts {
+    /// Books what the spool deletes unsent: each item of an envelope that could be read back,
+    /// or the file.
+    fn discarded(&self, reason: DropReason, record: Option<&Record>) {
+        let (report, dropped) = reasons(None, Some(reason));
+        let outgoing = record.filter(|_| dropped != DropReason::SpoolCorrupt).and_then(from_record);
+        match outgoing {
+            Some(outgoing) => {
+                for item in &outgoing.items {
+                    self.book(item, report, dropped);
+                }
+            }
+            None => self.lose_unreadable(),
+        }
+    }
 }
