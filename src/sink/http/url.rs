@@ -73,12 +73,6 @@ pub(crate) enum UrlError {
     InvalidPort(String),
 }
 
-/// Takes `text` (surrounding whitespace ignored) apart.
-#[cfg_attr(not(test), allow(dead_code))] // for backends that take no user information
-pub(crate) fn parse(text: &str) -> Result<Url<'_>, UrlError> {
-    split(text)?.parse_host()
-}
-
 /// A URL split at its scheme, user information and path, its host and port not yet checked:
 /// a backend can check the user information first, so that a malformed URL whose secret sits
 /// where a host or port should be is reported without echoing it.
@@ -188,14 +182,15 @@ mod tests {
 
     #[test]
     fn urls_come_apart_with_lower_case_scheme_and_host() {
-        let url = parse(" HTTPS://Key:S@Host.Example:8443/a/b?q#f ").unwrap();
+        let url =
+            split(" HTTPS://Key:S@Host.Example:8443/a/b?q#f ").and_then(Split::parse_host).unwrap();
         assert_eq!(url.scheme, Scheme::Https);
         assert_eq!(url.userinfo, Some("Key:S"));
         assert_eq!((url.host.as_str(), url.port), ("host.example", Some(8443)));
         assert_eq!(url.path, "/a/b?q#f");
-        let url = parse("http://[::1]:9/").unwrap();
+        let url = split("http://[::1]:9/").and_then(Split::parse_host).unwrap();
         assert_eq!((url.host.as_str(), url.port, url.userinfo), ("[::1]", Some(9), None));
-        assert_eq!(parse("http://a@b@host_1.").unwrap().userinfo, Some("a@b"));
+        assert_eq!(split("http://a@b@host_1.").unwrap().userinfo, Some("a@b"));
     }
 
     #[test]
@@ -220,7 +215,11 @@ mod tests {
             ("http://host:1:2", InvalidPort("1:2".into())),
         ];
         for (input, expected) in cases {
-            assert_eq!(parse(input).as_ref(), Err(expected), "{input:?}");
+            assert_eq!(
+                split(input).and_then(Split::parse_host).as_ref(),
+                Err(expected),
+                "{input:?}"
+            );
         }
     }
 }
