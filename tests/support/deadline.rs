@@ -38,3 +38,22 @@ pub(crate) fn flush_and_drop_return_by_the_deadline(builder: Builder, record: im
     assert!(started.elapsed() < DEADLINE + SLACK, "drop took {:?}", started.elapsed());
     flushed
 }
+
+/// As [`flush_and_drop_return_by_the_deadline`], in manual mode: the sinks run on the flushing
+/// thread, so they must keep the flush's deadline while they export. Returns what `flush`
+/// returned.
+pub(crate) fn manual_flush_and_drop_return_by_the_deadline(
+    builder: Builder,
+    record: impl Fn(),
+) -> bool {
+    let (layer, guard) = builder.manual().host(None).shutdown_timeout(DEADLINE).build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, record);
+    let started = Instant::now();
+    let flushed = guard.flush(DEADLINE);
+    assert!(started.elapsed() < DEADLINE + SLACK, "flush took {:?}", started.elapsed());
+    let started = Instant::now();
+    drop(guard);
+    assert!(started.elapsed() < DEADLINE + SLACK, "drop took {:?}", started.elapsed());
+    flushed
+}
